@@ -1,0 +1,221 @@
+"""Typed configuration: pydantic models loaded from ``conf/*.yaml`` plus ``--set key=value``.
+
+Every section forbids unknown keys, so a typo fails loudly with the dotted key and the file (or
+``--set``) it came from. This module is the only place that reads the environment-free config
+files; nothing else in the package looks up settings on its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from medreason_dist import storage
+from medreason_dist.storage import StorageOptions
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGED_DATA = PACKAGE_DIR / "data"
+REPO_DIR = PACKAGE_DIR.parent
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message names the key and where it came from."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunConfig(_Section):
+    name: str = "local"
+    out: str = Field("./out", description="Root URI for every dataset a run writes.")
+    seed: int = 0
+
+
+class SparkConfig(_Section):
+    master: str = "local[2]"
+    app_name: str = "medreason_dist"
+    driver_memory: str = "4g"
+    conf: dict[str, str] = Field(default_factory=dict, description="Extra spark.* settings.")
+
+
+class RayConfig(_Section):
+    address: str | None = Field(None, description="None starts a local Ray; 'auto' joins a cluster.")
+    num_cpus: int | None = Field(None, description="CPUs for a local Ray (ignored on clusters).")
+
+
+class ModelsConfig(_Section):
+    cache_dir: str = Field("./.cache/medreason_dist", description="Where prepared models are kept.")
+    teacher: str = Field("packaged:smollm2-135m-instruct", description="LLM used by the reasoning stages.")
+    embedder: str = Field("packaged:all-minilm-l6-v2", description="Sentence embedding model for linking.")
+    student: str = Field("packaged:smollm2-135m-instruct", description="Base model for SFT.")
+
+
+InputFormat = Literal["auto", "jsonl", "json", "parquet", "hf"]
+
+
+class HfDatasetSpec(_Section):
+    """Hugging Face hub dataset; loaded only when a config asks (never in tests)."""
+
+    path: str
+    name: str | None = None
+    split: str = "train"
+    revision: str | None = None
+
+
+class SourceSpec(_Section):
+    name: str = Field(description="Label stored in the `source` column.")
+    adapter: str = Field(description="Adapter that normalises this source (see `medreason-dist sources --list`).")
+    path: str | None = Field(None, description="File or dataset URI; 'packaged:<rel>' means shipped data.")
+    format: InputFormat = "auto"
+    split: str = "train"
+    hf: HfDatasetSpec | None = None
+    limit: int | None = Field(None, ge=1, description="Keep only the first N rows (samples, smoke runs).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Adapter-specific options.")
+
+    @field_validator("path")
+    @classmethod
+    def _path_shape(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("packaged:"):
+            storage.check_uri(v)
+        return v
+
+
+class KgConfig(_Section):
+    source: str = Field(
+        "packaged:demo_kg/kg.csv",
+        description="PrimeKG kg.csv: path, storage URI, http(s) URL or packaged:<rel>.",
+    )
+    dir: str | None = Field(None, description="Ingested KG datasets (nodes/edges); default <run.out>/kg.")
+
+
+class PathsConfig(_Section):
+    max_hops: int = Field(3, ge=1, le=6)
+    max_paths: int = Field(50, ge=1)
+    seed: int = 0
+    engine: Literal["dataframe", "graphframes"] = "dataframe"
+
+
+class Config(_Section):
+    run: RunConfig = Field(default_factory=RunConfig)
+    storage: StorageOptions = Field(default_factory=StorageOptions)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    sources: list[SourceSpec] = Field(default_factory=list)
+    eval_sets: list[SourceSpec] = Field(default_factory=list)
+    kg: KgConfig = Field(default_factory=KgConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+
+    # -- derived locations -------------------------------------------------------------------
+    def out_uri(self, *parts: str) -> str:
+        return storage.join(storage.check_uri(self.run.out), *parts)
+
+    def kg_uri(self, *parts: str) -> str:
+        base = storage.check_uri(self.kg.dir) if self.kg.dir else self.out_uri("kg")
+        return storage.join(base, *parts) if parts else base
+
+    def section_hash(self, *sections: str) -> str:
+        """Hash of the named config sections: a stage's output depends on these only."""
+        dump = self.model_dump(mode="json")
+        return storage.config_hash_of({s: dump.get(s) for s in sections})
+
+
+def resolve_packaged(ref: str) -> str:
+    """Turn ``packaged:<rel>`` into the path of data shipped inside the package."""
+    if ref.startswith("packaged:"):
+        rel = ref[len("packaged:") :]
+        if rel.startswith("/") or ".." in rel.split("/"):
+            raise ConfigError(f"unsafe packaged path {ref!r}")
+        return str(PACKAGED_DATA / rel)
+    return ref
+
+
+def default_config_path() -> Path:
+    """``conf/local.yaml`` of the working directory, else the one beside the package."""
+    for candidate in (Path.cwd() / "conf" / "local.yaml", REPO_DIR / "conf" / "local.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("no conf/local.yaml found; pass --config PATH")
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set spark.master=local[4]")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: malformed key {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML: {err}") from err
+    return key.split("."), value
+
+
+def _apply_override(data: dict, keys: list[str], value: Any, original: str) -> None:
+    node: Any = data
+    for i, part in enumerate(keys[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {original}: no list element {'.'.join(keys[: i + 1])}")
+            node = node[int(part)]
+        else:
+            if part not in node or node[part] is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"--set {original}: {'.'.join(keys[: i + 1])} is not a section")
+    last = keys[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"--set {original}: no list element {'.'.join(keys)}")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def _format_errors(err: ValidationError, origin: str, overridden: set[str]) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        where = "--set" if any(key == o or key.startswith(o + ".") for o in overridden) else origin
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown key '{key}'")
+        elif e["type"] == "missing":
+            lines.append(f"{where}: missing required key '{key}'")
+        else:
+            lines.append(f"{where}: key '{key}': {e['msg']} (got {e.get('input')!r})")
+    return "invalid configuration\n  " + "\n  ".join(lines)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config, apply ``key=value`` overrides and validate it."""
+    cfg_path = Path(path) if path else default_config_path()
+    try:
+        text = cfg_path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {cfg_path}: {err.strerror}") from err
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{cfg_path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cfg_path}: top level must be a mapping of sections")
+    data = copy.deepcopy(data)
+    overridden: set[str] = set()
+    for item in overrides or []:
+        keys, value = _parse_override(item)
+        _apply_override(data, keys, value, item)
+        overridden.add(".".join(keys))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, str(cfg_path), overridden)) from None
+    except storage.UnsafeUriError as err:
+        raise ConfigError(f"{cfg_path}: {err}") from None
