@@ -1,0 +1,83 @@
+"""The `medreason-dist` command as a user runs it (in-process for speed, one real subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medreason_dist import storage
+from medreason_dist.cli import COMMANDS, main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_run_on_demo_writes_sources_and_lists_pending(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "--set", f"run.out={out}", "--stages", "sources", "eval_sets", "kg", "sft"]) == 0
+    text = capsys.readouterr().out
+    assert "sources" in text and "pending" in text
+    qa = storage.read_table(str(out / "sources" / "qa"))
+    quarantine = storage.read_table(str(out / "sources" / "quarantine"))
+    assert qa.num_rows == 16 and quarantine.num_rows == 2
+    assert sorted(quarantine.column("reason").to_pylist()) == ["answer_not_in_options", "malformed_json"]
+    m = storage.read_manifest(str(out / "sources" / "qa"))
+    assert m.rejects == {"answer_not_in_options": 1, "malformed_json": 1}
+    # second run resumes: nothing is recomputed
+    assert main(["run", "--set", f"run.out={out}", "--stages", "sources"]) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert storage.read_manifest(str(out / "sources" / "qa")).created_at == m.created_at
+    # --force recomputes
+    assert main(["run", "--set", f"run.out={out}", "--stages", "sources", "--force"]) == 0
+    assert "ran" in capsys.readouterr().out
+
+
+def test_changed_source_file_reruns_stage(tmp_path, capsys):
+    src = tmp_path / "qa.jsonl"
+    src.write_text((REPO / "medreason_dist/data/demo/qa_sample.jsonl").read_text())
+    args = ["sources", "--set", f"run.out={tmp_path / 'o'}", "--set", f"sources.0.path={src}"]
+    assert main(args) == 0
+    with src.open("a") as f:
+        f.write('{"question": "Q?", "options": {"A": "a", "B": "b"}, "answer": "a", "answer_idx": "A"}\n')
+    assert main(args) == 0
+    assert storage.read_manifest(str(tmp_path / "o/sources/qa")).rows == 17
+
+
+def test_config_error_exit_code_and_message(capsys):
+    assert main(["run", "--set", "spark.masterr=local"]) == 2
+    assert "spark.masterr" in capsys.readouterr().err
+
+
+def test_missing_source_file_names_the_file(tmp_path, capsys):
+    missing = tmp_path / "nope.jsonl"
+    assert main(["sources", "--set", f"run.out={tmp_path}", "--set", f"sources.0.path={missing}"]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_pending_command_says_so(capsys):
+    assert main(["eval"]) == 3
+    assert "not implemented yet" in capsys.readouterr().err
+
+
+def test_every_subcommand_has_help():
+    expected = {"sources", "models", "kg", "paths", "extract", "link", "reason", "sft", "eval", "report", "run"}
+    assert expected <= set(COMMANDS)
+    for name in expected:
+        proc = subprocess.run([sys.executable, "-m", "medreason_dist.cli", name, "--help"],
+                              capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr
+        assert "--config" in proc.stdout and "--set" in proc.stdout
+
+
+def test_sources_list_adapters(capsys):
+    assert main(["sources", "--list"]) == 0
+    assert "medmcqa" in capsys.readouterr().out
+
+
+def test_log_redaction():
+    from medreason_dist.logs import redact
+
+    text = redact("key AKIAABCDEFGHIJKLMNOP and api_key=supersecret token: abc")
+    assert "AKIA" not in text and "supersecret" not in text and "abc" not in text
