@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medreason_dist import storage
+from medreason_dist.llm.settings import LLMSettings
 from medreason_dist.storage import StorageOptions
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -51,7 +52,6 @@ class RayConfig(_Section):
 
 class ModelsConfig(_Section):
     cache_dir: str = Field("./.cache/medreason_dist", description="Where prepared models are kept.")
-    teacher: str = Field("packaged:smollm2-135m-instruct", description="LLM used by the reasoning stages.")
     embedder: str = Field("packaged:all-minilm-l6-v2", description="Sentence embedding model for linking.")
     student: str = Field("packaged:smollm2-135m-instruct", description="Base model for SFT.")
 
@@ -101,6 +101,35 @@ class PathsConfig(_Section):
     engine: Literal["dataframe", "graphframes"] = "dataframe"
 
 
+class StepSampling(_Section):
+    temperature: float = Field(0.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(256, ge=1)
+
+    def as_dict(self, seed: int) -> dict[str, Any]:
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": seed}
+
+
+class ReasonConfig(_Section):
+    """Settings of the reasoning stages (extract, link, reformat, prune, generate, verify)."""
+
+    limit: int | None = Field(None, ge=1, description="Only the first N QA rows (smoke runs).")
+    batch_rows: int = Field(16, ge=1, description="Rows per progress part (the resume granularity).")
+    link_top_k: int = Field(10, ge=1, le=20)
+    link_min_similarity: float = Field(0.7, ge=-1.0, le=1.0)
+    link_accept_similarity: float = Field(0.85, ge=-1.0, le=1.0)
+    embed_batch_size: int = Field(256, ge=1)
+    max_paths_per_group: int = Field(50, ge=1, description="Paths per (start, end) shown to the pruner.")
+    keep_paths_per_group: int = Field(3, ge=1, description="Paths the pruner keeps per (start, end).")
+    allow_pathless: bool = Field(False, description="Keep rows whose reasoning has no KG path (flagged).")
+    extract: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=256))
+    link: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=16))
+    reformat: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=256))
+    prune: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=48))
+    generate: StepSampling = Field(default_factory=lambda: StepSampling(temperature=0.3, max_tokens=512))
+    verify: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=16))
+
+
 class Config(_Section):
     run: RunConfig = Field(default_factory=RunConfig)
     storage: StorageOptions = Field(default_factory=StorageOptions)
@@ -111,6 +140,15 @@ class Config(_Section):
     eval_sets: list[SourceSpec] = Field(default_factory=list)
     kg: KgConfig = Field(default_factory=KgConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    reason: ReasonConfig = Field(default_factory=ReasonConfig)
+
+    @model_validator(mode="after")
+    def _one_model_cache(self) -> "Config":
+        # The engine layer and `models prepare` must agree on where packaged models live.
+        if self.llm.cache_dir != self.models.cache_dir:
+            self.llm.cache_dir = self.models.cache_dir
+        return self
 
     # -- derived locations -------------------------------------------------------------------
     def out_uri(self, *parts: str) -> str:
@@ -120,10 +158,24 @@ class Config(_Section):
         base = storage.check_uri(self.kg.dir) if self.kg.dir else self.out_uri("kg")
         return storage.join(base, *parts) if parts else base
 
+    def dataset_uri(self, rel: str) -> str:
+        """Where a pipeline dataset lives: ``kg/...`` under the KG root (shared across runs on
+        clusters), everything else under ``run.out``."""
+        if rel == "kg" or rel.startswith("kg/"):
+            return self.kg_uri(*rel.split("/")[1:])
+        return self.out_uri(rel)
+
     def section_hash(self, *sections: str) -> str:
-        """Hash of the named config sections: a stage's output depends on these only."""
+        """Hash of the named config sections (dotted paths allowed): a stage's output depends on
+        these only, so changing e.g. ``reason.generate`` does not rerun ``extract``."""
         dump = self.model_dump(mode="json")
-        return storage.config_hash_of({s: dump.get(s) for s in sections})
+        picked = {}
+        for dotted in sections:
+            node: Any = dump
+            for part in dotted.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            picked[dotted] = node
+        return storage.config_hash_of(picked)
 
 
 def resolve_packaged(ref: str) -> str:

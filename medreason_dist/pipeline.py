@@ -57,7 +57,7 @@ class StageContext:
         return self.config.storage
 
     def uri(self, rel: str) -> str:
-        return self.config.out_uri(rel)
+        return self.config.dataset_uri(rel)
 
 
 # -- stage implementations --------------------------------------------------------------------
@@ -96,6 +96,146 @@ def _source_files(specs) -> Callable[[Config], dict]:
     return identity
 
 
+_LLM = ("llm.profile", "llm.model", "llm.max_model_len", "run.seed")
+
+
+def _ray(cfg: Config) -> None:
+    from medreason_dist.ray_runtime import ensure_ray
+
+    ensure_ray(cfg.ray)
+
+
+def _llm_fn():
+    from medreason_dist.stages.common import default_llm_fn
+
+    return default_llm_fn()
+
+
+def _read(cfg: Config, rel: str):
+    return storage.read_table(cfg.dataset_uri(rel), options=cfg.storage)
+
+
+def _run_kg(cfg: Config, ctx: StageContext) -> StageResult:
+    from medreason_dist.config import resolve_packaged
+    from medreason_dist.kg.ingest import ingest_to_dir
+
+    ingest_to_dir(resolve_packaged(cfg.kg.source), cfg.kg_uri(), options=cfg.storage, config_hash=ctx.fingerprint)
+    return StageResult(storage.read_manifest(cfg.kg_uri("nodes"), cfg.storage))  # nodes are committed last
+
+
+def _run_extract(cfg: Config, ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.extract import extract_entities
+
+    _ray(cfg)
+    res = extract_entities(cfg, _read(cfg, "sources/qa"), out_uri=ctx.uri("reason/extract"),
+                           rejects_uri=ctx.uri("reason/extract_rejects"), fingerprint=ctx.fingerprint,
+                           llm_fn=_llm_fn())
+    return StageResult(res.output, {"reason/extract_rejects": res.rejects})
+
+
+def _run_link(cfg: Config, ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.link import link_entities
+
+    _ray(cfg)
+    manifest = link_entities(cfg, _read(cfg, "reason/extract"), nodes_uri=cfg.kg_uri("nodes"),
+                             out_uri=ctx.uri("reason/link"), fingerprint=ctx.fingerprint, llm_fn=_llm_fn())
+    return StageResult(manifest)
+
+
+def _run_reformat(cfg: Config, ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.reformat import reformat_rows
+
+    _ray(cfg)
+    res = reformat_rows(cfg, _read(cfg, "reason/link"), out_uri=ctx.uri("reason/reformat"),
+                        rejects_uri=ctx.uri("reason/reformat_rejects"), pairs_uri=ctx.uri("reason/pairs"),
+                        fingerprint=ctx.fingerprint, llm_fn=_llm_fn())
+    return StageResult(res.output, {"reason/reformat_rejects": res.rejects})
+
+
+def _run_paths(cfg: Config, ctx: StageContext) -> StageResult:
+    from medreason_dist.spark.paths import run_paths
+    from medreason_dist.spark.session import spark_session
+
+    spark = spark_session(cfg.spark.master, app_name=cfg.spark.app_name,
+                          conf={"spark.driver.memory": cfg.spark.driver_memory, **cfg.spark.conf})
+    run_paths(spark, cfg.kg_uri("nodes"), cfg.kg_uri("edges"), ctx.uri("reason/pairs"), ctx.uri("reason/paths"),
+              max_hops=cfg.paths.max_hops, max_paths=cfg.paths.max_paths, seed=cfg.paths.seed,
+              engine=cfg.paths.engine, options=cfg.storage, config_hash=ctx.fingerprint)
+    return StageResult(storage.read_manifest(ctx.uri("reason/paths"), cfg.storage))
+
+
+def _run_prune(cfg: Config, ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.prune import prune_paths
+
+    _ray(cfg)
+    manifest = prune_paths(cfg, _read(cfg, "reason/reformat"), paths_uri=ctx.uri("reason/paths"),
+                           nodes_uri=cfg.kg_uri("nodes"), out_uri=ctx.uri("reason/prune"),
+                           fingerprint=ctx.fingerprint, llm_fn=_llm_fn())
+    return StageResult(manifest)
+
+
+def _run_generate(cfg: Config, ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.generate import generate_reasoning
+
+    _ray(cfg)
+    res = generate_reasoning(cfg, _read(cfg, "reason/prune"), out_uri=ctx.uri("reason/generate"),
+                             rejects_uri=ctx.uri("reason/generate_rejects"), fingerprint=ctx.fingerprint,
+                             llm_fn=_llm_fn())
+    return StageResult(res.output, {"reason/generate_rejects": res.rejects})
+
+
+def _run_verify(cfg: Config, ctx: StageContext) -> StageResult:
+    import pyarrow as pa
+
+    from medreason_dist.stages.verify import build_sft, export_jsonl, verify_rows
+
+    _ray(cfg)
+    results = verify_rows(cfg, _read(cfg, "reason/generate"), out_uri=ctx.uri("reason/verified"),
+                          rejects_uri=ctx.uri("reason/verify_rejects"), fingerprint=ctx.fingerprint,
+                          llm_fn=_llm_fn())
+    verified = pa.concat_tables([_read(cfg, "reason/verified"), _read(cfg, "reason/verified_free_text")],
+                                promote_options="permissive")
+    sft = build_sft(cfg, verified, ctx.fingerprint)
+    export_jsonl(sft, ctx.uri("reason/sft_jsonl/sft.jsonl"), cfg.storage)
+    all_rejects = collect_rejects(cfg)
+    storage.write_table(ctx.uri("reason/rejects"), all_rejects, stage="reason.rejects", config_hash=ctx.fingerprint,
+                        rejects=_count(all_rejects), options=cfg.storage)
+    tokens = {}
+    for r in results:
+        for k, v in r.output.tokens.items():
+            tokens[k] = tokens.get(k, 0) + v
+    reasons: dict[str, int] = {}
+    for r in results:
+        for k, v in r.rejects.rejects.items():
+            reasons[k] = reasons.get(k, 0) + v
+    manifest = storage.write_table(ctx.uri("reason/sft"), sft, stage="verify", config_hash=ctx.fingerprint,
+                                   rejects=reasons, tokens=tokens,
+                                   extra={"rows_in": sum(r.output.extra.get("rows_in", 0) for r in results),
+                                          "jsonl": ctx.uri("reason/sft_jsonl/sft.jsonl")},
+                                   options=cfg.storage)
+    return StageResult(manifest)
+
+
+REJECT_DATASETS = ("reason/extract_rejects", "reason/reformat_rejects", "reason/generate_rejects",
+                   "reason/verify_rejects", "reason/verify_rejects_free_text")
+
+
+def collect_rejects(cfg: Config):
+    """Every row dropped by a reasoning stage, with the stage and reason."""
+    import pyarrow as pa
+
+    from medreason_dist.stages.resumable import REJECT_SCHEMA
+
+    tables = [_read(cfg, rel) for rel in REJECT_DATASETS if storage.is_committed(cfg.dataset_uri(rel), cfg.storage)]
+    return pa.concat_tables([t.cast(REJECT_SCHEMA) for t in tables]) if tables else REJECT_SCHEMA.empty_table()
+
+
+def _count(table) -> dict[str, int]:
+    from collections import Counter
+
+    return dict(Counter(table.column("reason").to_pylist()))
+
+
 STAGES: list[Stage] = [
     Stage("sources", "normalise QA sources into one schema (+ quarantine)", "sources/qa",
           config_sections=("sources",), run=_run_sources,
@@ -103,22 +243,28 @@ STAGES: list[Stage] = [
     Stage("eval_sets", "normalise the evaluation benchmarks", "eval_sets/qa",
           config_sections=("eval_sets",), run=_run_eval_sets,
           external=_source_files(lambda c: c.eval_sets)),
-    Stage("kg", "ingest PrimeKG kg.csv into nodes/edges", "kg/nodes", config_sections=("kg",),
-          pending="issue #3 (KG ingest)"),
+    Stage("kg", "ingest PrimeKG kg.csv into nodes/edges (+ quarantine)", "kg/nodes",
+          config_sections=("kg",), run=_run_kg, external=lambda c: _kg_source_identity(c)),
     Stage("extract", "LLM: medical entities of question and answer", "reason/extract",
-          inputs=("sources/qa",), pending="issue #4 (reasoning generation)"),
+          inputs=("sources/qa",), config_sections=_LLM + ("reason.extract", "reason.limit"), run=_run_extract),
     Stage("link", "embeddings + LLM: link entities to KG nodes", "reason/link",
-          inputs=("reason/extract", "kg/nodes"), pending="issue #4"),
-    Stage("reformat", "LLM: description/conclusion and entity pairs", "reason/pairs",
-          inputs=("reason/link",), pending="issue #4"),
+          inputs=("reason/extract", "kg/nodes"),
+          config_sections=_LLM + ("models.embedder", "reason.link", "reason.link_top_k",
+                                  "reason.link_min_similarity", "reason.link_accept_similarity"),
+          run=_run_link),
+    Stage("reformat", "LLM: description/conclusion and entity pairs", "reason/reformat",
+          inputs=("reason/link",), config_sections=_LLM + ("reason.reformat",), run=_run_reformat),
     Stage("paths", "Spark: all shortest KG paths per entity pair", "reason/paths",
-          inputs=("reason/pairs", "kg/nodes", "kg/edges"), pending="issues #3 and #4"),
-    Stage("prune", "LLM: keep the most relevant paths", "reason/pruned",
-          inputs=("reason/paths",), pending="issue #4"),
-    Stage("generate", "LLM: grounded chain of thought", "reason/cot",
-          inputs=("reason/pruned",), pending="issue #4"),
+          inputs=("reason/pairs", "kg/nodes", "kg/edges"), config_sections=("paths",), run=_run_paths),
+    Stage("prune", "LLM: keep the most relevant paths", "reason/prune",
+          inputs=("reason/reformat", "reason/paths"),
+          config_sections=_LLM + ("reason.prune", "reason.max_paths_per_group", "reason.keep_paths_per_group"),
+          run=_run_prune),
+    Stage("generate", "LLM: grounded chain of thought", "reason/generate",
+          inputs=("reason/prune",), config_sections=_LLM + ("reason.generate", "reason.allow_pathless"),
+          run=_run_generate),
     Stage("verify", "LLM: re-answer from the reasoning, keep matches", "reason/sft",
-          inputs=("reason/cot",), pending="issue #4"),
+          inputs=("reason/generate",), config_sections=_LLM + ("reason.verify",), run=_run_verify),
     Stage("decontaminate", "drop training rows that overlap evaluation sets", "train/sft_clean",
           inputs=("reason/sft", "eval_sets/qa"), pending="issue #5"),
     Stage("sft", "Ray Train: fine-tune the student", "train/model",
@@ -128,6 +274,15 @@ STAGES: list[Stage] = [
     Stage("report", "self-contained HTML report", "report",
           pending="issue #5"),
 ]
+
+
+def _kg_source_identity(cfg: Config) -> dict | None:
+    from medreason_dist.config import resolve_packaged
+
+    src = resolve_packaged(cfg.kg.source)
+    if src.startswith(("http://", "https://")):
+        return {"url": src}
+    return storage.file_identity(src, cfg.storage)
 
 
 def get_stage(name: str) -> Stage:
@@ -141,7 +296,7 @@ def fingerprint(cfg: Config, stage: Stage) -> str:
     """Config sections + input content hashes (code version is recorded but not compared)."""
     inputs = {}
     for rel in stage.inputs:
-        uri = cfg.out_uri(rel)
+        uri = cfg.dataset_uri(rel)
         inputs[rel] = storage.read_manifest(uri, cfg.storage).content_hash if storage.is_committed(
             uri, cfg.storage) else None
     external = stage.external(cfg) if stage.external else None
@@ -161,7 +316,7 @@ class StageOutcome:
 
 
 def run_stage(cfg: Config, stage: Stage, force: bool = False) -> StageOutcome:
-    output = cfg.out_uri(stage.output)
+    output = cfg.dataset_uri(stage.output)
     if stage.run is None:
         return StageOutcome(stage.name, "pending", output=output, detail=f"not implemented yet: {stage.pending}")
     fp = fingerprint(cfg, stage)
@@ -183,9 +338,9 @@ def run_pipeline(cfg: Config, *, force: bool = False, only: list[str] | None = N
     for stage in STAGES:
         if only and stage.name not in only:
             continue
-        missing = [rel for rel in stage.inputs if not storage.is_committed(cfg.out_uri(rel), cfg.storage)]
+        missing = [rel for rel in stage.inputs if not storage.is_committed(cfg.dataset_uri(rel), cfg.storage)]
         if stage.run is not None and missing:
-            outcomes.append(StageOutcome(stage.name, "pending", output=cfg.out_uri(stage.output),
+            outcomes.append(StageOutcome(stage.name, "pending", output=cfg.dataset_uri(stage.output),
                                          detail=f"waiting for inputs: {', '.join(missing)}"))
             continue
         outcomes.append(run_stage(cfg, stage, force=force))

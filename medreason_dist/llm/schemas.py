@@ -1,0 +1,74 @@
+"""Pydantic models of every structured LLM answer.
+
+The same model gives the JSON schema for constrained decoding and validates the output. Keep
+them flat (no Optional sub-models): the schema travels through Arrow inside Ray Data.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# PrimeKG's ten node types, spelled as in kg.csv's x_type / y_type columns.
+KG_NODE_TYPES = (
+    "gene/protein",
+    "drug",
+    "disease",
+    "effect/phenotype",
+    "anatomy",
+    "biological_process",
+    "molecular_function",
+    "cellular_component",
+    "pathway",
+    "exposure",
+)
+NodeType = Literal[
+    "gene/protein",
+    "drug",
+    "disease",
+    "effect/phenotype",
+    "anatomy",
+    "biological_process",
+    "molecular_function",
+    "cellular_component",
+    "pathway",
+    "exposure",
+]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Entity(_Out):
+    name: str = Field(min_length=1, max_length=120)
+    type: NodeType
+
+
+class ExtractedEntities(_Out):
+    question_entities: list[Entity] = Field(max_length=12)
+    answer_entities: list[Entity] = Field(max_length=6)
+
+
+class LinkChoice(_Out):
+    # 0 means "none of the candidates"; 1..k picks candidate k.
+    choice: int = Field(ge=0, le=20)
+
+
+class Reformatted(_Out):
+    description: str = Field(min_length=1)
+    conclusion: str = Field(min_length=1)
+
+
+class PathSelection(_Out):
+    # 1-based numbers of the paths to keep, most relevant first.
+    keep: list[int] = Field(max_length=10)
+
+
+class ChosenOption(_Out):
+    answer: str = Field(pattern=r"^[A-Z]$")
+
+
+class JudgeVerdict(_Out):
+    correct: bool

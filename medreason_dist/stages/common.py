@@ -1,0 +1,59 @@
+"""Helpers shared by the LLM stages: column shaping and the step runner they all use."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import pyarrow as pa
+
+from medreason_dist.config import Config, StepSampling
+
+# run_llm's signature; unit tests pass a stand-in with the same contract.
+LlmFn = Callable[..., Any]
+
+
+def default_llm_fn() -> LlmFn:
+    from medreason_dist.llm.engine import run_llm
+
+    return run_llm
+
+
+def qa_for_llm(qa: pa.Table) -> pa.Table:
+    """QA rows as the LLM stages carry them: options as JSON text (Arrow maps do not
+    survive every Ray Data hop), plus the unique ``key`` used for resume."""
+    rows = []
+    for r in qa.to_pylist():
+        opts = r.get("options") or []
+        rows.append({
+            "key": r["id"], "id": r["id"], "source": r["source"], "split": r["split"],
+            "question": r["question"], "options_json": json.dumps(dict(opts), ensure_ascii=False),
+            "answer_text": r["answer_text"], "answer_idx": r["answer_idx"],
+        })
+    schema = pa.schema([("key", pa.string()), ("id", pa.string()), ("source", pa.string()),
+                        ("split", pa.string()), ("question", pa.string()), ("options_json", pa.string()),
+                        ("answer_text", pa.string()), ("answer_idx", pa.string())])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def llm_step(cfg: Config, llm_fn: LlmFn, *, step: str, prompt, output_model, sampling: StepSampling):
+    """A ``process`` function for :func:`run_resumable` that runs one LLM step."""
+    settings = cfg.llm
+    params = sampling.as_dict(cfg.run.seed)
+
+    def process(ds):
+        return llm_fn(ds, settings=settings, build_prompt=prompt, output_model=output_model,
+                      sampling=params, step=step)
+
+    return process
+
+
+def token_columns(step: str) -> dict[str, str]:
+    return {f"{step}_input": f"{step}_input_tokens", f"{step}_output": f"{step}_output_tokens"}
+
+
+def with_column(table: pa.Table, name: str, values: list, type_: pa.DataType) -> pa.Table:
+    arr = pa.array(values, type_)
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, arr)
+    return table.append_column(name, arr)

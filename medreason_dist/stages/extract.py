@@ -1,0 +1,28 @@
+"""Stage `extract`: typed medical entities of each question and its answer (LLM, JSON schema)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from medreason_dist.config import Config
+from medreason_dist.llm.prompts import extract_prompt
+from medreason_dist.llm.schemas import ExtractedEntities
+from medreason_dist.stages.common import LlmFn, llm_step, qa_for_llm, token_columns
+from medreason_dist.stages.resumable import ResumableResult, run_resumable
+
+STEP = "extract"
+
+
+def extract_entities(cfg: Config, qa: pa.Table, *, out_uri: str, rejects_uri: str, fingerprint: str,
+                     llm_fn: LlmFn) -> ResumableResult:
+    rows = qa_for_llm(qa)
+    if cfg.reason.limit:
+        rows = rows.slice(0, cfg.reason.limit)
+    return run_resumable(
+        rows=rows,
+        process=llm_step(cfg, llm_fn, step=STEP, prompt=extract_prompt, output_model=ExtractedEntities,
+                         sampling=cfg.reason.extract),
+        error_column=f"{STEP}_error", out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP,
+        fingerprint=fingerprint, options=cfg.storage, batch_rows=cfg.reason.batch_rows,
+        token_columns=token_columns(STEP),
+    )

@@ -1,0 +1,103 @@
+"""Stage `generate`: a step-by-step reasoning grounded in the kept KG paths (free text).
+
+Rows without a kept path are rejected as ``no_path`` unless ``reason.allow_pathless`` (then they
+are generated and flagged). Outputs missing a section, or that give away that facts or the
+answer were supplied, are rejected with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from medreason_dist.config import Config
+from medreason_dist.llm.prompts import generate_prompt
+from medreason_dist.stages.common import LlmFn, llm_step, token_columns, with_column
+from medreason_dist.stages.resumable import ResumableResult, run_resumable
+
+STEP = "generate"
+SECTIONS = ("reasoning paths", "reasoning process", "conclusion")
+_HEADING = re.compile(r"^\s*(?:#{1,4}\s*|\*\*)\s*(reasoning paths|reasoning process|conclusion)\b", re.I | re.M)
+# Phrases that reveal the prompt supplied facts or the answer; such text teaches the wrong habit.
+_LEAKS = re.compile(
+    r"(provided|given|supplied|listed|background)\s+(knowledge[- ]graph\s+)?(paths?|facts?|relations?|answer)"
+    r"|(paths?|facts?|answer)\s+(were|was|are|is)\s+(provided|given|supplied)"
+    r"|answer to reach",
+    re.I,
+)
+
+
+class PathlessRow(Exception):
+    """Raised by the prompt builder so the engine layer skips the row without a call."""
+
+
+def check_reasoning(text: str) -> tuple[str | None, str | None]:
+    """(reason, detail) when the reasoning is unusable, else (None, None)."""
+    found = [m.group(1).lower() for m in _HEADING.finditer(text or "")]
+    missing = [s for s in SECTIONS if s not in found]
+    if missing:
+        return "malformed_reasoning", "missing sections: " + ", ".join(missing)
+    leak = _LEAKS.search(text)
+    if leak:
+        return "mentions_given_material", leak.group(0)
+    return None, None
+
+
+def _prompt(allow_pathless: bool):
+    def build(row: dict) -> list[dict]:
+        if row["n_kept_paths"] == 0 and not allow_pathless:
+            raise PathlessRow("no KG path survived pruning")
+        return generate_prompt(row)
+
+    return build
+
+
+def _finalize(table: pa.Table) -> pa.Table:
+    errors = table.column(f"{STEP}_error").to_pylist()
+    details = table.column(f"{STEP}_error_detail").to_pylist() if f"{STEP}_error_detail" in table.column_names \
+        else [None] * table.num_rows
+    n_paths = table.column("n_kept_paths").to_pylist()
+    texts = table.column(f"{STEP}_result").to_pylist()
+    for i, (err, detail) in enumerate(zip(errors, details)):
+        if err == "prompt_error" and n_paths[i] == 0 and (detail or "").startswith("PathlessRow"):
+            errors[i], details[i] = "no_path", "no KG path survived pruning"
+        elif err is None:
+            errors[i], details[i] = check_reasoning(texts[i])
+    table = with_column(table, f"{STEP}_error", errors, pa.string())
+    table = with_column(table, f"{STEP}_error_detail", details, pa.string())
+    return with_column(table, "pathless", pc.equal(table.column("n_kept_paths"), 0).to_pylist(), pa.bool_())
+
+
+def generate_reasoning(cfg: Config, pruned: pa.Table, *, out_uri: str, rejects_uri: str, fingerprint: str,
+                       llm_fn: LlmFn) -> ResumableResult:
+    return run_resumable(
+        rows=pruned,
+        process=llm_step(cfg, llm_fn, step=STEP, prompt=_prompt(cfg.reason.allow_pathless), output_model=None,
+                         sampling=cfg.reason.generate),
+        error_column=f"{STEP}_error", out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP,
+        fingerprint=fingerprint, options=cfg.storage, batch_rows=cfg.reason.batch_rows,
+        token_columns=token_columns(STEP), finalize=_finalize,
+        extra={"allow_pathless": cfg.reason.allow_pathless,
+               "rows_with_paths": int(sum(1 for n in pruned.column("n_kept_paths").to_pylist() if n))},
+    )
+
+
+def strip_conclusion(text: str) -> str:
+    """The reasoning up to (not including) its Conclusion section."""
+    for m in _HEADING.finditer(text or ""):
+        if m.group(1).lower() == "conclusion":
+            return text[: m.start()].rstrip()
+    return (text or "").rstrip()
+
+
+def cites_path(text: str, kept_paths_json: str) -> bool:
+    """Whether the reasoning names both ends of at least one kept path (for the report)."""
+    low = (text or "").lower()
+    for p in json.loads(kept_paths_json or "[]"):
+        parts = re.split(r"\s+-\[[^\]]*\]->\s+", p["text"])
+        if len(parts) >= 2 and parts[0].lower() in low and parts[-1].lower() in low:
+            return True
+    return False

@@ -1,0 +1,100 @@
+"""Stage `verify`: answer the question again from the reasoning alone (its conclusion removed).
+
+Multiple choice: the chosen letter is compared with the gold letter in code. Free text: an LLM
+judge decides. Rows that disagree are rejected as ``answer_mismatch``. The survivors form the
+SFT dataset, exported as Parquet and as JSONL that Hugging Face ``datasets`` loads.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from medreason_dist import storage
+from medreason_dist.config import Config
+from medreason_dist.llm.prompts import PROMPT_VERSION, verify_free_text_prompt, verify_prompt
+from medreason_dist.llm.schemas import ChosenOption, JudgeVerdict
+from medreason_dist.stages.common import LlmFn, llm_step, token_columns, with_column
+from medreason_dist.stages.generate import strip_conclusion
+from medreason_dist.stages.resumable import ResumableResult, run_resumable
+from medreason_dist.version import code_version
+
+STEP = "verify"
+
+SFT_SCHEMA = pa.schema([
+    ("id", pa.string()), ("source", pa.string()), ("split", pa.string()), ("question", pa.string()),
+    ("options_json", pa.string()), ("answer_text", pa.string()), ("answer_idx", pa.string()),
+    ("reasoning", pa.string()), ("paths_used_json", pa.string()), ("entity_links_json", pa.string()),
+    ("pathless", pa.bool_()), ("provenance_json", pa.string()),
+])
+
+
+def _compare(kind: str):
+    def finalize(table: pa.Table) -> pa.Table:
+        errors = table.column(f"{STEP}_error").to_pylist()
+        details = table.column(f"{STEP}_error_detail").to_pylist()
+        results = table.column(f"{STEP}_result").to_pylist()
+        gold = table.column("answer_idx").to_pylist()
+        for i, res in enumerate(results):
+            if errors[i] is not None:
+                continue
+            parsed = json.loads(res)
+            if kind == "mc" and parsed["answer"] != gold[i]:
+                errors[i], details[i] = "answer_mismatch", f"reasoning supports {parsed['answer']}, gold {gold[i]}"
+            elif kind == "free" and not parsed["correct"]:
+                errors[i], details[i] = "answer_mismatch", "judge: reasoning does not reach the reference answer"
+        table = with_column(table, f"{STEP}_error", errors, pa.string())
+        return with_column(table, f"{STEP}_error_detail", details, pa.string())
+
+    return finalize
+
+
+def verify_rows(cfg: Config, generated: pa.Table, *, out_uri: str, rejects_uri: str, fingerprint: str,
+                llm_fn: LlmFn) -> list[ResumableResult]:
+    rows = with_column(generated, "reasoning_without_conclusion",
+                       [strip_conclusion(t) for t in generated.column("generate_result").to_pylist()], pa.string())
+    mc_mask = pc.invert(pc.is_null(rows.column("answer_idx")))
+    results = []
+    for kind, mask, prompt, model in (("mc", mc_mask, verify_prompt, ChosenOption),
+                                      ("free", pc.invert(mc_mask), verify_free_text_prompt, JudgeVerdict)):
+        part = rows.filter(mask)
+        suffix = "" if kind == "mc" else "_free_text"
+        results.append(run_resumable(
+            rows=part,
+            process=llm_step(cfg, llm_fn, step=STEP, prompt=prompt, output_model=model, sampling=cfg.reason.verify),
+            error_column=f"{STEP}_error", out_uri=out_uri + suffix, rejects_uri=rejects_uri + suffix,
+            stage=STEP if kind == "mc" else STEP + ".free_text", fingerprint=fingerprint, options=cfg.storage,
+            batch_rows=cfg.reason.batch_rows, token_columns=token_columns(STEP), finalize=_compare(kind),
+        ))
+    return results
+
+
+def build_sft(cfg: Config, verified: pa.Table, fingerprint: str) -> pa.Table:
+    provenance = json.dumps({"model": cfg.llm.served_model_name, "prompt_version": PROMPT_VERSION,
+                             "config_hash": fingerprint, "code_version": code_version()})
+    rows = []
+    for r in verified.to_pylist():
+        rows.append({
+            "id": r["id"], "source": r["source"], "split": r["split"], "question": r["question"],
+            "options_json": r["options_json"], "answer_text": r["answer_text"], "answer_idx": r["answer_idx"],
+            "reasoning": r["generate_result"].strip(), "paths_used_json": r["kept_paths_json"],
+            "entity_links_json": r["links_json"], "pathless": bool(r["pathless"]), "provenance_json": provenance,
+        })
+    return pa.Table.from_pylist(rows, schema=SFT_SCHEMA)
+
+
+def export_jsonl(table: pa.Table, uri: str, options=None) -> None:
+    """JSONL with plain fields (options as an object, paths as a list) for `datasets.load_dataset`."""
+    lines = []
+    for r in table.to_pylist():
+        lines.append(json.dumps({
+            "id": r["id"], "source": r["source"], "question": r["question"],
+            "options": json.loads(r["options_json"] or "{}"), "answer": r["answer_text"],
+            "answer_idx": r["answer_idx"], "reasoning": r["reasoning"],
+            "paths": [p["text"] for p in json.loads(r["paths_used_json"] or "[]")],
+            "entity_links": json.loads(r["entity_links_json"] or "[]"), "pathless": r["pathless"],
+            "provenance": json.loads(r["provenance_json"]),
+        }, ensure_ascii=False))
+    storage.write_bytes(uri, ("\n".join(lines) + ("\n" if lines else "")).encode(), options)

@@ -1,0 +1,226 @@
+"""The reasoning stages' own logic, around a stand-in LLM step (unit level).
+
+The stand-in honours run_llm's contract (same output columns, prompt errors skip the engine)
+so these tests exercise resume, accounting, linking, pruning and verification code. The real
+engine is exercised by the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from medreason_dist import storage
+from medreason_dist.config import load_config
+from medreason_dist.llm.engine import output_columns
+from medreason_dist.sources.schema import QA_SCHEMA, make_row
+from medreason_dist.stages import generate, link, prune, reformat, verify
+from medreason_dist.stages.extract import extract_entities
+from medreason_dist.stages.resumable import run_resumable
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    yield
+    ray.shutdown()
+
+
+class FakeLlm:
+    """Answers each step from a function of the row; counts engine calls."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.calls = 0
+
+    def __call__(self, ds, *, settings, build_prompt, output_model, sampling, step):
+        answers = self.answers
+        cols = output_columns(step)
+        self.calls += 1
+
+        def fn(row):
+            out = dict(row)
+            out.update({cols["result"]: None, cols["error"]: None, cols["error_detail"]: None,
+                        cols["input_tokens"]: 0, cols["output_tokens"]: 0})
+            try:
+                build_prompt(row)
+            except Exception as e:  # mirrors the engine layer: no engine call for this row
+                out[cols["error"]], out[cols["error_detail"]] = "prompt_error", f"{type(e).__name__}: {e}"
+                return out
+            text = answers[step](row)
+            if output_model is not None:
+                output_model.model_validate_json(text)
+            out[cols["result"]], out[cols["input_tokens"]], out[cols["output_tokens"]] = text, 10, 5
+            return out
+
+        return ds.map(fn)
+
+
+def _qa(rows):
+    return pa.Table.from_pylist([make_row(source="t", split="train", **r) for r in rows], schema=QA_SCHEMA)
+
+
+QA = _qa([
+    dict(question="A patient with type 2 diabetes needs a first-line drug. Which one?",
+         options={"A": "Metformin", "B": "Warfarin"}, answer_text=None, answer_idx="A"),
+    dict(question="Which drug lowers blood glucose in diabetes?",
+         options={"A": "Aspirin", "B": "Metformin"}, answer_text=None, answer_idx="B"),
+    dict(question="Name the first-line oral drug for type 2 diabetes.", options={}, answer_text="Metformin",
+         answer_idx=None, require_options=False),
+])
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return load_config(None, [f"run.out={tmp_path / 'out'}", "reason.batch_rows=1"])
+
+
+def test_run_resumable_resumes_after_crash(cfg, ray_local, tmp_path):
+    rows = pa.table({"key": [f"k{i}" for i in range(6)], "id": [f"k{i}" for i in range(6)],
+                     "x": list(range(6))})
+
+    def process_ok(ds):
+        return ds.map(lambda r: dict(r, step_error=None if r["x"] % 3 else "bad", step_error_detail=None))
+
+    def process_crash(ds):
+        def fn(r):
+            if r["x"] >= 3:
+                import time
+
+                time.sleep(4)  # let the finished rows stream out and be saved first
+                raise RuntimeError("engine died")
+            return dict(r, step_error=None, step_error_detail=None)
+        return ds.map(fn)
+
+    out, rej = str(tmp_path / "o"), str(tmp_path / "r")
+    with pytest.raises(Exception):
+        run_resumable(rows=rows, process=process_crash, error_column="step_error", out_uri=out, rejects_uri=rej,
+                      stage="t", fingerprint="f1", batch_rows=1)
+    assert not storage.is_committed(out)
+    res = run_resumable(rows=rows, process=process_ok, error_column="step_error", out_uri=out, rejects_uri=rej,
+                        stage="t", fingerprint="f1", batch_rows=1)
+    assert res.resumed_rows >= 1 and res.resumed_rows + res.processed_rows == 6
+    keys = storage.read_table(out).column("key").to_pylist() + storage.read_table(rej).column("key").to_pylist()
+    assert sorted(keys) == sorted(rows.column("key").to_pylist())  # every row exactly once
+    assert storage.read_table(rej).column("key").to_pylist() == ["k3"]  # k0 was saved by the first run
+    assert storage.read_manifest(out).rows == 5
+    # a committed result with the same fingerprint is reused without processing
+    again = run_resumable(rows=rows, process=process_crash, error_column="step_error", out_uri=out,
+                          rejects_uri=rej, stage="t", fingerprint="f1", batch_rows=1)
+    assert again.processed_rows == 0
+
+
+def test_candidate_links_exact_embedding_llm_none():
+    nodes = pa.table({"node_id": [1, 2, 3], "name": ["Metformin", "Type 2 diabetes mellitus", "Warfarin"],
+                      "name_norm": ["metformin", "type 2 diabetes mellitus", "warfarin"],
+                      "type": ["drug", "disease", "drug"]})
+    vecs = np.eye(3, dtype=np.float32)
+    node_vectors = pa.table({"node_id": [1, 2, 3], "type": ["drug", "disease", "drug"],
+                             "vector": pa.array(list(vecs), pa.list_(pa.float32()))})
+    entities = pa.table({"entity_name": ["METFORMIN", "diabetes type 2", "coumadin", "gene x"],
+                         "entity_type": ["drug", "disease", "drug", "gene/protein"]})
+    q = np.array([[1, 0, 0], [0, 0.9, 0.1], [0.6, 0, 0.8], [1, 0, 0]], np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    d = link.candidate_links(entities, nodes, node_vectors, q, top_k=10, min_sim=0.7, accept_sim=0.85)
+    assert [x["method"] for x in d] == ["exact", "embedding", "llm", "no_candidate"]
+    assert d[0]["node_id"] == 1 and d[1]["node_id"] == 2
+    assert [c["node_id"] for c in d[2]["candidates"]] == [3]  # only same-type nodes above 0.7
+
+
+def test_check_reasoning_and_strip_conclusion():
+    good = "## Reasoning paths\nA -> b -> C\n## Reasoning process\n1. x\n## Conclusion\nMetformin."
+    assert generate.check_reasoning(good) == (None, None)
+    assert generate.check_reasoning("## Reasoning process\nx")[0] == "malformed_reasoning"
+    leaky = good.replace("1. x", "1. From the provided paths we see x")
+    assert generate.check_reasoning(leaky)[0] == "mentions_given_material"
+    assert generate.strip_conclusion(good).endswith("1. x") and "Metformin." not in generate.strip_conclusion(good)
+
+
+def test_entity_pairs_skip_unlinked_and_same_node():
+    links = [{"role": "q", "node_id": 1, "name": "a"}, {"role": "q", "node_id": None, "name": "b"},
+             {"role": "a", "node_id": 2, "name": "c"}, {"role": "a", "node_id": 1, "name": "a"}]
+    assert reformat.entity_pairs(links) == [{"pair_id": "1->2", "src": 1, "dst": 2}]
+
+
+def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
+    """extract -> link -> reformat -> (paths given) -> prune -> generate -> verify on a tiny KG."""
+    kg = cfg.kg_uri()
+    nodes = pa.table({"node_id": pa.array([10, 20, 30, 40], pa.int64()),
+                      "name": ["metformin", "type 2 diabetes mellitus", "insulin resistance", "warfarin"],
+                      "name_norm": ["metformin", "type 2 diabetes mellitus", "insulin resistance", "warfarin"],
+                      "type": ["drug", "disease", "effect/phenotype", "drug"],
+                      "source": ["DrugBank"] * 4, "source_id": ["a", "b", "c", "d"]})
+    storage.write_table(storage.join(kg, "nodes"), nodes, stage="kg")
+    extract_answers = {
+        QA.column("id")[0].as_py(): {"question_entities": [{"name": "type 2 diabetes mellitus", "type": "disease"}],
+                                     "answer_entities": [{"name": "Metformin", "type": "drug"}]},
+        QA.column("id")[1].as_py(): {"question_entities": [{"name": "type 2 diabetes mellitus", "type": "disease"}],
+                                     "answer_entities": [{"name": "metformin", "type": "drug"}]},
+        QA.column("id")[2].as_py(): {"question_entities": [{"name": "zzz unknown thing", "type": "pathway"}],
+                                     "answer_entities": [{"name": "metformin", "type": "drug"}]},
+    }
+    fake = FakeLlm({
+        "extract": lambda r: json.dumps(extract_answers[r["id"]]),
+        "link": lambda r: json.dumps({"choice": 1}),
+        "reformat": lambda r: json.dumps({"description": "A diabetic patient.", "conclusion": "Metformin."}),
+        "prune": lambda r: json.dumps({"keep": [2, 1, 2, 99]}),
+        "generate": lambda r: "## Reasoning paths\nx\n## Reasoning process\n1. metformin treats type 2 diabetes "
+                              "mellitus\n## Conclusion\nMetformin.",
+        "verify": lambda r: json.dumps({"answer": "A"} if r["answer_idx"] else {"correct": True}),
+    })
+    out = cfg.out_uri
+    ext = extract_entities(cfg, QA, out_uri=out("reason/extract"), rejects_uri=out("reason/extract_rejects"),
+                           fingerprint="f", llm_fn=fake)
+    assert ext.output.rows == 3 and ext.output.tokens == {"extract_input": 30, "extract_output": 15}
+    link.link_entities(cfg, storage.read_table(out("reason/extract")), nodes_uri=storage.join(kg, "nodes"),
+                       out_uri=out("reason/link"), fingerprint="f", llm_fn=fake)
+    linked = storage.read_table(out("reason/link"))
+    by_id = {r["id"]: json.loads(r["links_json"]) for r in linked.to_pylist()}
+    assert {x["method"] for x in by_id[QA.column("id")[0].as_py()]} == {"exact"}
+    assert [x["node_id"] for x in by_id[QA.column("id")[2].as_py()] if x["role"] == "q"] == [None]
+    rf = reformat.reformat_rows(cfg, linked, out_uri=out("reason/reformat"), rejects_uri=out("reason/reformat_rejects"),
+                                pairs_uri=out("reason/pairs"), fingerprint="f", llm_fn=fake)
+    pairs = storage.read_table(out("reason/pairs")).to_pylist()
+    assert pairs == [{"pair_id": "20->10", "src": 20, "dst": 10}] and rf.output.rows == 3
+    # Paths as the Spark engine writes them: four 2-hop paths, one 1-hop path for the pair.
+    paths = pa.table({"pair_id": ["20->10"] * 4, "hops": [2, 2, 2, 2],
+                      "path_nodes": [[20, 30, 10], [20, 40, 10], [20, 30, 10], [20, 40, 10]],
+                      "path_relations": [["disease_phenotype_positive", "drug_effect"], ["x", "y"], ["p", "q"],
+                                         ["r", "s"]]})
+    storage.write_table(out("reason/paths"), paths, stage="paths")
+    cfg.reason.keep_paths_per_group = 2
+    prune.prune_paths(cfg, storage.read_table(out("reason/reformat")), paths_uri=out("reason/paths"),
+                      nodes_uri=storage.join(kg, "nodes"), out_uri=out("reason/prune"), fingerprint="f", llm_fn=fake)
+    pruned = {r["id"]: r for r in storage.read_table(out("reason/prune")).to_pylist()}
+    assert pruned[QA.column("id")[0].as_py()]["n_kept_paths"] == 2
+    assert pruned[QA.column("id")[2].as_py()]["n_kept_paths"] == 0
+    texts = json.loads(pruned[QA.column("id")[0].as_py()]["kept_paths_text_json"])
+    assert texts[0].startswith("type 2 diabetes mellitus -[") and texts[0].endswith("metformin")
+    calls_before = fake.calls
+    gen = generate.generate_reasoning(cfg, storage.read_table(out("reason/prune")), out_uri=out("reason/generate"),
+                                      rejects_uri=out("reason/generate_rejects"), fingerprint="f", llm_fn=fake)
+    assert fake.calls == calls_before + 1
+    assert gen.output.rows == 2 and gen.rejects.rejects == {"no_path": 1}
+    results = verify.verify_rows(cfg, storage.read_table(out("reason/generate")), out_uri=out("reason/verified"),
+                                 rejects_uri=out("reason/verify_rejects"), fingerprint="f", llm_fn=fake)
+    kept = storage.read_table(out("reason/verified"))
+    assert kept.column("id").to_pylist() == [QA.column("id")[0].as_py()]  # gold A matches, gold B does not
+    assert results[0].rejects.rejects == {"answer_mismatch": 1}
+    # accounting: every QA row is in exactly one terminal place
+    terminal = (kept.column("id").to_pylist()
+                + storage.read_table(out("reason/verify_rejects")).column("id").to_pylist()
+                + storage.read_table(out("reason/generate_rejects")).column("id").to_pylist())
+    assert sorted(terminal) == sorted(QA.column("id").to_pylist())
+    sft = verify.build_sft(cfg, kept, "f")
+    verify.export_jsonl(sft, out("reason/sft_jsonl/sft.jsonl"))
+    import datasets
+
+    ds = datasets.load_dataset("json", data_files=storage.local_path(out("reason/sft_jsonl/sft.jsonl")).as_posix(),
+                               split="train")
+    assert ds.num_rows == 1 and ds[0]["answer_idx"] == "A" and len(ds[0]["paths"]) == 2
+    assert generate.cites_path(sft.column("reasoning")[0].as_py(), sft.column("paths_used_json")[0].as_py())
