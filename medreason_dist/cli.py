@@ -107,6 +107,41 @@ def cmd_kg(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paths(cfg: Config, args: argparse.Namespace) -> int:
+    from medreason_dist.spark.paths import run_paths
+    from medreason_dist.spark.session import spark_session
+
+    nodes = args.nodes or cfg.kg_uri("nodes")
+    edges = args.edges or cfg.kg_uri("edges")
+    pairs = args.pairs or cfg.out_uri("reason", "pairs")
+    out = args.out or cfg.out_uri("reason", "paths")
+    spark = spark_session(cfg.spark.master, app_name=cfg.spark.app_name,
+                          conf={"spark.driver.memory": cfg.spark.driver_memory, **cfg.spark.conf})
+    summary = run_paths(spark, nodes, edges, pairs, out,
+                        max_hops=args.max_hops or cfg.paths.max_hops, max_paths=args.max_paths or cfg.paths.max_paths,
+                        seed=cfg.paths.seed if args.seed is None else args.seed,
+                        engine=args.engine or cfg.paths.engine, options=cfg.storage,
+                        config_hash=cfg.section_hash("paths"))
+    m = storage.read_manifest(out, cfg.storage)
+    print(f"paths: {m.rows} rows -> {out}")
+    print("pair status: " + json.dumps(m.extra.get("status_counts", {}), sort_keys=True))
+    if m.rejects:
+        print("rejected input rows: " + json.dumps(m.rejects, sort_keys=True))
+    return 0 if summary is not None else 1
+
+
+def _stages_command(names: list[str]) -> Callable[[Config, argparse.Namespace], int]:
+    def run(cfg: Config, args: argparse.Namespace) -> int:
+        outcomes = pipeline.run_pipeline(cfg, force=args.force, only=names)
+        _print_outcomes(outcomes)
+        waiting = [o for o in outcomes if o.status == "pending"]
+        for o in waiting:
+            print(f"{o.stage}: {o.detail}", file=sys.stderr)
+        return EXIT_PENDING if waiting else 0
+
+    return run
+
+
 def _pending(what: str, why: str) -> Callable[[Config, argparse.Namespace], int]:
     def run(cfg: Config, args: argparse.Namespace) -> int:
         print(f"{what}: not implemented yet ({why}); nothing was run.", file=sys.stderr)
@@ -125,13 +160,23 @@ COMMANDS: dict[str, tuple[str, str, Callable[[Config, argparse.Namespace], int]]
     "kg": ("knowledge-graph ingest", "`kg ingest` turns PrimeKG kg.csv (path, storage URI, http(s) URL or "
            "packaged:<rel>) into <kg.dir>/nodes, <kg.dir>/edges (each undirected edge once) and "
            "<kg.dir>/quarantine (bad lines with line number and reason).", cmd_kg),
-    "paths": ("shortest KG paths per entity pair (Spark)", "Finds all shortest paths for many pairs at once.",
-              _pending("paths", "issue #3")),
-    "extract": ("LLM entity extraction", "Extracts typed medical entities.", _pending("extract", "issue #4")),
-    "link": ("entity linking to the KG", "Embeddings + LLM choice.", _pending("link", "issue #4")),
-    "reason": ("reasoning generation", "reformat, prune, generate, verify.", _pending("reason", "issue #4")),
+    "paths": ("shortest KG paths per entity pair (Spark)", "All shortest paths (up to --max-hops) for every "
+              "pair of the --pairs dataset (pair_id, src, dst) over the --nodes/--edges datasets, batched over "
+              "Spark DataFrames; writes --out (pair_id, hops, path_nodes, path_relations) and <out>_pair_status. "
+              "Defaults come from the config (kg.dir, <run.out>/reason/pairs, <run.out>/reason/paths).", cmd_paths),
+    "extract": ("LLM entity extraction", "Runs the `sources` and `extract` stages: typed medical entities of each "
+                "question and answer (LLM with JSON-schema output) -> <run.out>/reason/extract (+ _rejects).",
+                _stages_command(["sources", "extract"])),
+    "link": ("entity linking to the KG", "Runs `kg` and `link`: exact name match, embedding search per node type "
+             "(top-k, similarity thresholds) and an LLM choice for unclear cases -> <run.out>/reason/link.",
+             _stages_command(["kg", "link"])),
+    "reason": ("reasoning generation", "Runs reformat -> paths -> prune -> generate -> verify and writes the SFT "
+               "dataset <run.out>/reason/sft (+ sft_jsonl/sft.jsonl) and all rejects <run.out>/reason/rejects.",
+               _stages_command(["reformat", "paths", "prune", "generate", "verify"])),
     "sft": ("supervised fine-tuning on Ray Train", "Full or LoRA SFT.", _pending("sft", "issue #5")),
-    "eval": ("benchmark evaluation", "Accuracy with confidence intervals.", _pending("eval", "issue #5")),
+    "eval": ("benchmark evaluation", "Runs `eval_sets` and `eval`: every model in eval.models answers the "
+             "evaluation sets through the engine layer; accuracy per benchmark with 95% Wilson intervals -> "
+             "<run.out>/eval/results (+ eval/items).", _stages_command(["eval_sets", "eval"])),
     "report": ("HTML report", "One self-contained HTML file for a run.", _pending("report", "issue #5")),
     "run": ("run the whole pipeline", "Runs the registered stages in order, skipping stages whose output "
             "manifest matches their inputs and config (resume); --force reruns; pending stages are listed.",
@@ -160,6 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--source", help="kg.csv location (default: kg.source from the config)")
             p.add_argument("--out", help="output directory URI (default: kg.dir or <run.out>/kg)")
             p.add_argument("--force", action="store_true", help="re-ingest even if up to date")
+        if name in ("extract", "link", "reason", "eval"):
+            p.add_argument("--force", action="store_true", help="rerun even if the output is up to date")
+        if name == "paths":
+            p.add_argument("--nodes", help="nodes dataset URI")
+            p.add_argument("--edges", help="edges dataset URI (undirected, each edge once)")
+            p.add_argument("--pairs", help="pairs dataset URI (pair_id string, src int64, dst int64)")
+            p.add_argument("--out", help="output dataset URI")
+            p.add_argument("--max-hops", type=int, help="longest path searched (default paths.max_hops = 3)")
+            p.add_argument("--max-paths", type=int, help="cap per pair; above it a seeded sample (default 50)")
+            p.add_argument("--seed", type=int, help="sampling seed (default paths.seed)")
+            p.add_argument("--engine", choices=["dataframe", "graphframes"], help="path engine")
         if name == "run":
             p.add_argument("--force", action="store_true", help="rerun stages even if up to date")
             p.add_argument("--stages", nargs="*", metavar="STAGE", help="only these stages")

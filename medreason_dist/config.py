@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from medreason_dist import storage
 from medreason_dist.llm.settings import LLMSettings
+from medreason_dist.stages.decontaminate import DecontamConfig
 from medreason_dist.storage import StorageOptions
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -130,6 +131,16 @@ class ReasonConfig(_Section):
     verify: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=16))
 
 
+class EvalConfig(_Section):
+    """Which models answer the evaluation sets. A value ``run:train/model`` means the
+    fine-tuned model this run produced (skipped, with a note, until SFT has run)."""
+
+    models: dict[str, str] = Field(default_factory=lambda: {"base": "packaged:smollm2-135m-instruct",
+                                                            "finetuned": "run:train/model"})
+    limit_per_benchmark: int | None = Field(None, ge=1, description="Only the first N items of each set.")
+    max_tokens: int = Field(384, ge=1)
+
+
 class Config(_Section):
     run: RunConfig = Field(default_factory=RunConfig)
     storage: StorageOptions = Field(default_factory=StorageOptions)
@@ -142,6 +153,8 @@ class Config(_Section):
     paths: PathsConfig = Field(default_factory=PathsConfig)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     reason: ReasonConfig = Field(default_factory=ReasonConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    decontam: DecontamConfig = Field(default_factory=DecontamConfig)
 
     @model_validator(mode="after")
     def _one_model_cache(self) -> "Config":

@@ -216,6 +216,73 @@ def _run_verify(cfg: Config, ctx: StageContext) -> StageResult:
     return StageResult(manifest)
 
 
+def eval_models(cfg: Config) -> dict[str, str]:
+    """The models to evaluate; ``run:<rel>`` refers to a model folder this run wrote."""
+    models = {}
+    for name, ref in cfg.eval.models.items():
+        if ref.startswith("run:"):
+            uri = cfg.dataset_uri(ref[len("run:"):])
+            if not storage.exists(storage.join(uri, "config.json"), cfg.storage):
+                log.warning("eval: skipping %s (%s has no model yet)", name, uri)
+                continue
+            ref = uri if not uri.startswith("file://") else str(storage.local_path(uri))
+        models[name] = ref
+    return models
+
+
+def _run_eval(cfg: Config, ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.evaluate import evaluate_models
+
+    _ray(cfg)
+    manifest = evaluate_models(cfg, _read(cfg, "eval_sets/qa"), eval_models(cfg), results_uri=ctx.uri("eval/results"),
+                               items_uri=ctx.uri("eval/items"), raw_uri=ctx.uri("eval/raw"),
+                               fingerprint=ctx.fingerprint, llm_fn=_llm_fn())
+    return StageResult(manifest)
+
+
+def _eval_model_identity(cfg: Config) -> dict:
+    out = {}
+    for name, ref in cfg.eval.models.items():
+        if ref.startswith("run:"):
+            out[name] = storage.file_identity(storage.join(cfg.dataset_uri(ref[4:]), "config.json"), cfg.storage)
+    return out
+
+
+def _run_decontaminate(cfg: Config, ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.decontaminate import run_decontaminate
+
+    run_decontaminate(ctx.uri("reason/sft"), ctx.uri("eval_sets/qa"), ctx.uri("train/sft_clean"),
+                      ctx.uri("train/decontam_rejects"), config=cfg.decontam, config_hash=ctx.fingerprint,
+                      options=cfg.storage)
+    return StageResult(storage.read_manifest(ctx.uri("train/sft_clean"), cfg.storage))
+
+
+REPORT_INPUTS = ("sources/qa", "kg/nodes", "reason/extract", "reason/link", "reason/reformat", "reason/paths",
+                 "reason/prune", "reason/generate", "reason/sft", "train/sft_clean", "train/model", "eval/results")
+
+
+def _report_identity(cfg: Config) -> dict:
+    out = {}
+    for rel in REPORT_INPUTS:
+        uri = cfg.dataset_uri(rel)
+        out[rel] = storage.read_manifest(uri, cfg.storage).content_hash if storage.is_committed(uri, cfg.storage) \
+            else None
+    return out
+
+
+def _run_report(cfg: Config, ctx: StageContext) -> StageResult:
+    import pyarrow as pa
+
+    from medreason_dist.report.html import write_report
+
+    uri = write_report(cfg.out_uri(), options=cfg.storage, run_name=cfg.run.name)
+    log.info("report written to %s", uri)
+    marker = pa.table({"report_uri": [uri]})
+    manifest = storage.write_table(ctx.uri("report/status"), marker, stage="report", config_hash=ctx.fingerprint,
+                                   extra={"report_uri": uri}, options=cfg.storage)
+    return StageResult(manifest)
+
+
 REJECT_DATASETS = ("reason/extract_rejects", "reason/reformat_rejects", "reason/generate_rejects",
                    "reason/verify_rejects", "reason/verify_rejects_free_text")
 
@@ -266,13 +333,14 @@ STAGES: list[Stage] = [
     Stage("verify", "LLM: re-answer from the reasoning, keep matches", "reason/sft",
           inputs=("reason/generate",), config_sections=_LLM + ("reason.verify",), run=_run_verify),
     Stage("decontaminate", "drop training rows that overlap evaluation sets", "train/sft_clean",
-          inputs=("reason/sft", "eval_sets/qa"), pending="issue #5"),
+          inputs=("reason/sft", "eval_sets/qa"), config_sections=("decontam",), run=_run_decontaminate),
     Stage("sft", "Ray Train: fine-tune the student", "train/model",
           inputs=("train/sft_clean",), pending="issue #5"),
     Stage("eval", "benchmarks with confidence intervals", "eval/results",
-          inputs=("eval_sets/qa",), pending="issue #5"),
-    Stage("report", "self-contained HTML report", "report",
-          pending="issue #5"),
+          inputs=("eval_sets/qa",), config_sections=_LLM + ("eval",), run=_run_eval,
+          external=_eval_model_identity),
+    Stage("report", "self-contained HTML report of the run", "report/status",
+          config_sections=("run.name",), run=_run_report, external=_report_identity),
 ]
 
 

@@ -56,9 +56,15 @@ def test_missing_source_file_names_the_file(tmp_path, capsys):
     assert str(missing) in capsys.readouterr().err
 
 
-def test_pending_command_says_so(capsys):
-    assert main(["eval"]) == 3
-    assert "not implemented yet" in capsys.readouterr().err
+def test_pending_stage_is_reported_never_faked(tmp_path, capsys, monkeypatch):
+    from medreason_dist import pipeline
+
+    future = pipeline.Stage("future", "not built yet", "future/out", pending="issue #99")
+    monkeypatch.setattr(pipeline, "STAGES", [pipeline.get_stage("sources"), future])
+    assert main(["run", "--set", f"run.out={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "future" in out and "pending" in out and "issue #99" in out
+    assert not (tmp_path / "future").exists()
 
 
 def test_every_subcommand_has_help():

@@ -588,7 +588,7 @@ def run_llm(
             need_ids=profile != "http",
         ),
         batch_format="pyarrow",
-        batch_size=max(settings.batch_size, 16),
+        batch_size=settings.batch_size,  # the engine batch: smaller batches stream results sooner
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=settings.tokenizer_concurrency),
         **light,
     )

@@ -25,7 +25,7 @@ STEP = "verify"
 
 SFT_SCHEMA = pa.schema([
     ("id", pa.string()), ("source", pa.string()), ("split", pa.string()), ("question", pa.string()),
-    ("options_json", pa.string()), ("answer_text", pa.string()), ("answer_idx", pa.string()),
+    ("options", pa.map_(pa.string(), pa.string())), ("options_json", pa.string()), ("answer_text", pa.string()), ("answer_idx", pa.string()),
     ("reasoning", pa.string()), ("paths_used_json", pa.string()), ("entity_links_json", pa.string()),
     ("pathless", pa.bool_()), ("provenance_json", pa.string()),
 ])
@@ -78,6 +78,7 @@ def build_sft(cfg: Config, verified: pa.Table, fingerprint: str) -> pa.Table:
     for r in verified.to_pylist():
         rows.append({
             "id": r["id"], "source": r["source"], "split": r["split"], "question": r["question"],
+            "options": list(json.loads(r["options_json"] or "{}").items()),
             "options_json": r["options_json"], "answer_text": r["answer_text"], "answer_idx": r["answer_idx"],
             "reasoning": r["generate_result"].strip(), "paths_used_json": r["kept_paths_json"],
             "entity_links_json": r["links_json"], "pathless": bool(r["pathless"]), "provenance_json": provenance,
