@@ -106,9 +106,13 @@ class StepSampling(_Section):
     temperature: float = Field(0.0, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(256, ge=1)
+    repetition_penalty: float = Field(1.0, gt=0.0, description="vLLM's repetition penalty (1.0 = off).")
 
     def as_dict(self, seed: int) -> dict[str, Any]:
-        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": seed}
+        params = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": seed}
+        if self.repetition_penalty != 1.0:
+            params["repetition_penalty"] = self.repetition_penalty
+        return params
 
 
 class ReasonConfig(_Section):
@@ -119,11 +123,14 @@ class ReasonConfig(_Section):
     link_top_k: int = Field(10, ge=1, le=20)
     link_min_similarity: float = Field(0.7, ge=-1.0, le=1.0)
     link_accept_similarity: float = Field(0.85, ge=-1.0, le=1.0)
+    link_any_type_fallback: bool = Field(
+        False, description="Search all node types when the extracted type finds nothing (small extractors "
+                           "mistype entities; MedReason searches the extracted type only).")
     embed_batch_size: int = Field(256, ge=1)
     max_paths_per_group: int = Field(50, ge=1, description="Paths per (start, end) shown to the pruner.")
     keep_paths_per_group: int = Field(3, ge=1, description="Paths the pruner keeps per (start, end).")
     allow_pathless: bool = Field(False, description="Keep rows whose reasoning has no KG path (flagged).")
-    extract: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=256))
+    extract: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=384))
     link: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=16))
     reformat: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=256))
     prune: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=48))

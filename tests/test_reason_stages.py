@@ -130,6 +130,10 @@ def test_candidate_links_exact_embedding_llm_none():
     assert [x["method"] for x in d] == ["exact", "embedding", "llm", "no_candidate"]
     assert d[0]["node_id"] == 1 and d[1]["node_id"] == 2
     assert [c["node_id"] for c in d[2]["candidates"]] == [3]  # only same-type nodes above 0.7
+    # the mistyped 'gene x' finds the drug metformin once all types are searched
+    d = link.candidate_links(entities, nodes, node_vectors, q, top_k=10, min_sim=0.7, accept_sim=0.85,
+                             any_type_fallback=True)
+    assert d[3]["method"] == "embedding" and d[3]["node_id"] == 1 and d[3]["candidates"][0]["type"] == "drug"
 
 
 def test_check_reasoning_and_strip_conclusion():

@@ -42,13 +42,15 @@ class _Out(BaseModel):
 
 
 class Entity(_Out):
-    name: str = Field(min_length=1, max_length=120)
+    # Bounds are part of the decoding grammar: a small model that starts copying sentences
+    # or repeating itself is forced to close the string/list instead of running to max_tokens.
+    name: str = Field(min_length=1, max_length=60)
     type: NodeType
 
 
 class ExtractedEntities(_Out):
-    question_entities: list[Entity] = Field(max_length=12)
-    answer_entities: list[Entity] = Field(max_length=6)
+    question_entities: list[Entity] = Field(max_length=6)
+    answer_entities: list[Entity] = Field(max_length=3)
 
 
 class LinkChoice(_Out):

@@ -45,21 +45,42 @@ def explode_entities(extracted: pa.Table) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+ANY_TYPE = "*"
+
+
 def candidate_links(entities: pa.Table, nodes: pa.Table, node_vectors: pa.Table, entity_vectors: np.ndarray,
-                    *, top_k: int, min_sim: float, accept_sim: float) -> list[dict]:
-    """Decide each entity's link without the LLM where the evidence is clear."""
+                    *, top_k: int, min_sim: float, accept_sim: float, any_type_fallback: bool = False) -> list[dict]:
+    """Decide each entity's link without the LLM where the evidence is clear.
+
+    With ``any_type_fallback`` an entity whose own type has no exact match and no candidate is
+    searched among all node types (small extractors often get the type wrong).
+    """
     names = dict(zip(nodes.column("node_id").to_pylist(), nodes.column("name").to_pylist()))
+    node_types = dict(zip(nodes.column("node_id").to_pylist(), nodes.column("type").to_pylist()))
     exact: dict[tuple[str, str], int] = {}
     for nid, norm, typ in zip(nodes.column("node_id").to_pylist(), nodes.column("name_norm").to_pylist(),
                               nodes.column("type").to_pylist()):
         exact.setdefault((norm, typ), nid)
+        exact.setdefault((norm, ANY_TYPE), nid)
     norms = normalize_names(entities.column("entity_name")).to_pylist()
     types = entities.column("entity_type").to_pylist()
-    found = search(build_index(node_vectors), entity_vectors, types, top_k=top_k, min_similarity=min_sim)
+    index = build_index(node_vectors)
+    found = search(index, entity_vectors, types, top_k=top_k, min_similarity=min_sim)
+    if any_type_fallback:
+        lost = [i for i, (norm, typ, c) in enumerate(zip(norms, types, found)) if not c and (norm, typ) not in exact]
+        if lost:
+            everything = {ANY_TYPE: build_index(node_vectors.set_column(
+                node_vectors.column_names.index("type"), "type",
+                pa.array([ANY_TYPE] * node_vectors.num_rows, pa.string())))[ANY_TYPE]} if node_vectors.num_rows else {}
+            again = search(everything, entity_vectors[lost], [ANY_TYPE] * len(lost), top_k=top_k,
+                           min_similarity=min_sim)
+            for i, cands in zip(lost, again):
+                found[i] = cands
+                types[i] = ANY_TYPE
     decisions = []
     for norm, typ, cands in zip(norms, types, found):
-        cand_list = [{"node_id": nid, "name": names.get(nid, ""), "type": typ, "score": round(s, 4)}
-                     for nid, s in cands]
+        cand_list = [{"node_id": nid, "name": names.get(nid, ""), "type": node_types.get(nid, typ),
+                      "score": round(s, 4)} for nid, s in cands]
         if (norm, typ) in exact:
             nid = exact[(norm, typ)]
             decisions.append({"method": "exact", "node_id": nid, "score": 1.0, "candidates": cand_list})
@@ -95,7 +116,8 @@ def link_entities(cfg: Config, extracted: pa.Table, *, nodes_uri: str, out_uri: 
         vectors = np.zeros((0, 1), np.float32)
     rc = cfg.reason
     decisions = candidate_links(entities, nodes, node_vectors, vectors, top_k=rc.link_top_k,
-                                min_sim=rc.link_min_similarity, accept_sim=rc.link_accept_similarity)
+                                min_sim=rc.link_min_similarity, accept_sim=rc.link_accept_similarity,
+                                any_type_fallback=rc.link_any_type_fallback)
 
     # The unclear ones: the LLM picks one candidate or none (resumable per entity).
     ask = [i for i, d in enumerate(decisions) if d["method"] == "llm"]
