@@ -134,7 +134,7 @@ class ReasonConfig(_Section):
     link: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=16))
     reformat: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=256))
     prune: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=48))
-    generate: StepSampling = Field(default_factory=lambda: StepSampling(temperature=0.3, max_tokens=512))
+    generate: StepSampling = Field(default_factory=lambda: StepSampling(temperature=0.3, max_tokens=640))
     verify: StepSampling = Field(default_factory=lambda: StepSampling(max_tokens=16))
 
 

@@ -18,7 +18,8 @@ def ensure_ray(cfg: RayConfig) -> None:
         ray.init(address=cfg.address, log_to_driver=True)
     else:
         # Local: bind to loopback; the dashboard is not needed for batch jobs.
-        ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, log_to_driver=True)
+        # address="local" always starts a private cluster, never a stale one found on disk.
+        ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False, log_to_driver=True)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = True
     log.info("ray ready: %s", ray.cluster_resources())

@@ -103,7 +103,8 @@ def test_kill_mid_stage_then_resume(tmp_path, model_cache):
 def test_ray_job_submit(tmp_path, model_cache):
     out = tmp_path / "out"
     gcs_port, dash_port = _free_port(), _free_port()
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    # Ray 2.60 protects the dashboard/job API with a token; head and client use the same one.
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token")
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
          "--num-cpus=2", "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash_port}",
@@ -122,7 +123,7 @@ def test_ray_job_submit(tmp_path, model_cache):
         submit = subprocess.run(
             [str(BIN / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dash_port}", "--working-dir",
              str(REPO), "--runtime-env-json", json.dumps(runtime_env), "--",
-             "python", "jobs/generate.py", *_overrides(out, model_cache), "--set", "ray.address=auto"],
+             sys.executable, "jobs/generate.py", *_overrides(out, model_cache), "--set", "ray.address=auto"],
             env=env, capture_output=True, text=True, timeout=1500)
         assert submit.returncode == 0, submit.stdout[-4000:] + submit.stderr[-2000:]
         assert "succeeded" in submit.stdout.lower()

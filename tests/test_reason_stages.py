@@ -26,7 +26,7 @@ from medreason_dist.stages.resumable import run_resumable
 def ray_local():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     yield
     ray.shutdown()
 
@@ -77,7 +77,7 @@ QA = _qa([
 
 @pytest.fixture
 def cfg(tmp_path):
-    return load_config(None, [f"run.out={tmp_path / 'out'}", "reason.batch_rows=1"])
+    return load_config(None, [f"run.out={tmp_path / 'out'}", "reason.batch_rows=1", "reason.allow_pathless=false"])
 
 
 def test_run_resumable_resumes_after_crash(cfg, ray_local, tmp_path):
@@ -173,8 +173,9 @@ def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
         "link": lambda r: json.dumps({"choice": 1}),
         "reformat": lambda r: json.dumps({"description": "A diabetic patient.", "conclusion": "Metformin."}),
         "prune": lambda r: json.dumps({"keep": [2, 1, 2, 99]}),
-        "generate": lambda r: "## Reasoning paths\nx\n## Reasoning process\n1. metformin treats type 2 diabetes "
-                              "mellitus\n## Conclusion\nMetformin.",
+        "generate": lambda r: json.dumps({"reasoning_paths": ["metformin -> treats -> type 2 diabetes mellitus"],
+                                          "reasoning_process": "1. metformin treats type 2 diabetes mellitus",
+                                          "conclusion": "Metformin."}),
         "verify": lambda r: json.dumps({"answer": "A"} if r["answer_idx"] else {"correct": True}),
     })
     out = cfg.out_uri

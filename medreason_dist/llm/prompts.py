@@ -93,13 +93,13 @@ def generate_prompt(row: dict[str, Any]) -> list[dict[str, str]]:
         f"{fact_lines}\n\n"
         f"Question:\n{_question_block(row)}\n\n"
         f"The answer to reach: {row['answer_text']}\n\n"
-        "Write exactly three sections with these headings:\n"
-        "## Reasoning paths\n(the relation chains you use, one per line, written as "
-        "'A -> relation -> B')\n"
-        "## Reasoning process\n(numbered steps from the findings to the answer)\n"
-        "## Conclusion\n(the answer in one sentence)\n"
+        "Answer in three parts:\n"
+        "reasoning_paths: the relation chains you use, each written as 'A -> relation -> B';\n"
+        "reasoning_process: numbered steps from the findings to the answer;\n"
+        "conclusion: the answer in one sentence.\n"
         "Write as if you worked this out yourself: do not mention that facts, paths or the "
-        "answer were given to you."
+        "answer were given to you.\n"
+        'Reply with JSON: {"reasoning_paths": [...], "reasoning_process": "...", "conclusion": "..."}'
     )
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
 

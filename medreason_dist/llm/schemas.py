@@ -74,3 +74,11 @@ class ChosenOption(_Out):
 
 class JudgeVerdict(_Out):
     correct: bool
+
+
+class GeneratedReasoning(_Out):
+    """The grounded chain of thought, one field per section (the grammar guarantees all three)."""
+
+    reasoning_paths: list[str] = Field(max_length=6)
+    reasoning_process: str = Field(min_length=1, max_length=1500)
+    conclusion: str = Field(min_length=1, max_length=300)

@@ -1,4 +1,8 @@
-"""Stage `generate`: a step-by-step reasoning grounded in the kept KG paths (free text).
+"""Stage `generate`: a step-by-step reasoning grounded in the kept KG paths.
+
+The model answers in a JSON schema with one field per section, so the three sections (reasoning
+paths, reasoning process, conclusion) are guaranteed by the decoding grammar; they are then
+rendered as Markdown for the SFT data.
 
 Rows without a kept path are rejected as ``no_path`` unless ``reason.allow_pathless`` (then they
 are generated and flagged). Outputs missing a section, or that give away that facts or the
@@ -15,6 +19,7 @@ import pyarrow.compute as pc
 
 from medreason_dist.config import Config
 from medreason_dist.llm.prompts import generate_prompt
+from medreason_dist.llm.schemas import GeneratedReasoning
 from medreason_dist.stages.common import LlmFn, llm_step, token_columns, with_column
 from medreason_dist.stages.resumable import ResumableResult, run_resumable
 
@@ -46,6 +51,14 @@ def check_reasoning(text: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+def render_reasoning(result_json: str) -> str:
+    """The three sections as the Markdown text that goes into the SFT data."""
+    r = GeneratedReasoning.model_validate_json(result_json)
+    paths = "\n".join(f"- {p.strip()}" for p in r.reasoning_paths if p.strip()) or "- (none)"
+    return (f"## Reasoning paths\n{paths}\n\n## Reasoning process\n{r.reasoning_process.strip()}\n\n"
+            f"## Conclusion\n{r.conclusion.strip()}")
+
+
 def _prompt(allow_pathless: bool):
     def build(row: dict) -> list[dict]:
         if row["n_kept_paths"] == 0 and not allow_pathless:
@@ -65,7 +78,9 @@ def _finalize(table: pa.Table) -> pa.Table:
         if err == "prompt_error" and n_paths[i] == 0 and (detail or "").startswith("PathlessRow"):
             errors[i], details[i] = "no_path", "no KG path survived pruning"
         elif err is None:
+            texts[i] = render_reasoning(texts[i])
             errors[i], details[i] = check_reasoning(texts[i])
+    table = with_column(table, f"{STEP}_result", texts, pa.string())
     table = with_column(table, f"{STEP}_error", errors, pa.string())
     table = with_column(table, f"{STEP}_error_detail", details, pa.string())
     return with_column(table, "pathless", pc.equal(table.column("n_kept_paths"), 0).to_pylist(), pa.bool_())
@@ -75,8 +90,8 @@ def generate_reasoning(cfg: Config, pruned: pa.Table, *, out_uri: str, rejects_u
                        llm_fn: LlmFn) -> ResumableResult:
     return run_resumable(
         rows=pruned,
-        process=llm_step(cfg, llm_fn, step=STEP, prompt=_prompt(cfg.reason.allow_pathless), output_model=None,
-                         sampling=cfg.reason.generate),
+        process=llm_step(cfg, llm_fn, step=STEP, prompt=_prompt(cfg.reason.allow_pathless),
+                         output_model=GeneratedReasoning, sampling=cfg.reason.generate),
         error_column=f"{STEP}_error", out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP,
         fingerprint=fingerprint, options=cfg.storage, batch_rows=cfg.reason.batch_rows,
         token_columns=token_columns(STEP), finalize=_finalize,
