@@ -142,14 +142,6 @@ def _stages_command(names: list[str]) -> Callable[[Config, argparse.Namespace], 
     return run
 
 
-def _pending(what: str, why: str) -> Callable[[Config, argparse.Namespace], int]:
-    def run(cfg: Config, args: argparse.Namespace) -> int:
-        print(f"{what}: not implemented yet ({why}); nothing was run.", file=sys.stderr)
-        return EXIT_PENDING
-
-    return run
-
-
 COMMANDS: dict[str, tuple[str, str, Callable[[Config, argparse.Namespace], int]]] = {
     "sources": ("normalise QA sources", "Reads every source listed under `sources:` (or `eval_sets:` with "
                 "--eval), normalises it into one schema and writes <run.out>/sources/qa plus "
@@ -173,11 +165,16 @@ COMMANDS: dict[str, tuple[str, str, Callable[[Config, argparse.Namespace], int]]
     "reason": ("reasoning generation", "Runs reformat -> paths -> prune -> generate -> verify and writes the SFT "
                "dataset <run.out>/reason/sft (+ sft_jsonl/sft.jsonl) and all rejects <run.out>/reason/rejects.",
                _stages_command(["reformat", "paths", "prune", "generate", "verify"])),
-    "sft": ("supervised fine-tuning on Ray Train", "Full or LoRA SFT.", _pending("sft", "issue #5")),
+    "sft": ("supervised fine-tuning on Ray Train", "Runs `decontaminate` and `sft`: drops training rows that "
+            "overlap the evaluation sets (exact + 13-gram), then fine-tunes sft.model (full or LoRA, packed "
+            "sequences) with Ray Train; the HF model lands in <run.out>/train/model, checkpoints under "
+            "sft.storage_path.", _stages_command(["decontaminate", "sft"])),
     "eval": ("benchmark evaluation", "Runs `eval_sets` and `eval`: every model in eval.models answers the "
              "evaluation sets through the engine layer; accuracy per benchmark with 95% Wilson intervals -> "
              "<run.out>/eval/results (+ eval/items).", _stages_command(["eval_sets", "eval"])),
-    "report": ("HTML report", "One self-contained HTML file for a run.", _pending("report", "issue #5")),
+    "report": ("HTML report", "Writes one self-contained HTML file for the run (<run.out>/report/index.html): "
+               "stage funnel, path lengths, KG citation share, tokens and cost, SFT loss, evaluation table.",
+               _stages_command(["report"])),
     "run": ("run the whole pipeline", "Runs the registered stages in order, skipping stages whose output "
             "manifest matches their inputs and config (resume); --force reruns; pending stages are listed.",
             cmd_run),
@@ -205,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--source", help="kg.csv location (default: kg.source from the config)")
             p.add_argument("--out", help="output directory URI (default: kg.dir or <run.out>/kg)")
             p.add_argument("--force", action="store_true", help="re-ingest even if up to date")
-        if name in ("extract", "link", "reason", "eval"):
+        if name in ("extract", "link", "reason", "eval", "sft", "report"):
             p.add_argument("--force", action="store_true", help="rerun even if the output is up to date")
         if name == "paths":
             p.add_argument("--nodes", help="nodes dataset URI")

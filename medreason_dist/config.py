@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from medreason_dist import storage
 from medreason_dist.llm.settings import LLMSettings
 from medreason_dist.stages.decontaminate import DecontamConfig
+from medreason_dist.train.settings import SftConfig
 from medreason_dist.storage import StorageOptions
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -54,7 +55,6 @@ class RayConfig(_Section):
 class ModelsConfig(_Section):
     cache_dir: str = Field("./.cache/medreason_dist", description="Where prepared models are kept.")
     embedder: str = Field("packaged:all-minilm-l6-v2", description="Sentence embedding model for linking.")
-    student: str = Field("packaged:smollm2-135m-instruct", description="Base model for SFT.")
 
 
 InputFormat = Literal["auto", "jsonl", "json", "parquet", "hf"]
@@ -162,12 +162,15 @@ class Config(_Section):
     reason: ReasonConfig = Field(default_factory=ReasonConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)
+    sft: SftConfig = Field(default_factory=SftConfig)
 
     @model_validator(mode="after")
     def _one_model_cache(self) -> "Config":
         # The engine layer and `models prepare` must agree on where packaged models live.
         if self.llm.cache_dir != self.models.cache_dir:
             self.llm.cache_dir = self.models.cache_dir
+        if self.sft.model_cache_dir != self.models.cache_dir:
+            self.sft.model_cache_dir = self.models.cache_dir
         return self
 
     # -- derived locations -------------------------------------------------------------------

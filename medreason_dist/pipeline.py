@@ -16,6 +16,7 @@ as *pending*: the runner never fakes an output for it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ class Stage:
     # Inputs that are not datasets of the run (source files, URLs): a cheap identity of them
     # joins the fingerprint, so editing a source file reruns the stage.
     external: Callable[[Config], dict] | None = None
+
+
+class StageEmpty(Exception):
+    """A stage had nothing to work on (e.g. no training rows survived); nothing is written."""
 
 
 @dataclass
@@ -257,8 +262,29 @@ def _run_decontaminate(cfg: Config, ctx: StageContext) -> StageResult:
     return StageResult(storage.read_manifest(ctx.uri("train/sft_clean"), cfg.storage))
 
 
+def _run_sft(cfg: Config, ctx: StageContext) -> StageResult:
+    import pyarrow as pa
+
+    from medreason_dist.train.trainer import run_sft
+
+    data_uri = ctx.uri("train/sft_clean")
+    rows = storage.read_manifest(data_uri, cfg.storage).rows
+    if rows == 0:
+        raise StageEmpty("no training rows survived verification and decontamination; nothing to fine-tune")
+    summary = run_sft(data_uri, ctx.uri("train"), cfg.sft, cfg.storage, ray_address=cfg.ray.address,
+                      ray_num_cpus=cfg.ray.num_cpus)
+    history = json.loads(storage.read_bytes(summary["history_uri"], cfg.storage))
+    points = [(int(h["step"]), float(h["loss"])) for h in history.get("history", [])]
+    loss = pa.table({"step": pa.array([p[0] for p in points], pa.int64()),
+                     "loss": pa.array([p[1] for p in points], pa.float64())})
+    manifest = storage.write_table(ctx.uri("train/loss"), loss, stage="sft", config_hash=ctx.fingerprint,
+                                   rejects=summary.get("rejects") or {}, tokens={"train": int(summary["tokens"])},
+                                   extra={"summary": summary, "loss_history": points}, options=cfg.storage)
+    return StageResult(manifest)
+
+
 REPORT_INPUTS = ("sources/qa", "kg/nodes", "reason/extract", "reason/link", "reason/reformat", "reason/paths",
-                 "reason/prune", "reason/generate", "reason/sft", "train/sft_clean", "train/model", "eval/results")
+                 "reason/prune", "reason/generate", "reason/sft", "train/sft_clean", "train/loss", "eval/results")
 
 
 def _report_identity(cfg: Config) -> dict:
@@ -335,8 +361,8 @@ STAGES: list[Stage] = [
           inputs=("reason/generate",), config_sections=_LLM + ("reason.verify",), run=_run_verify),
     Stage("decontaminate", "drop training rows that overlap evaluation sets", "train/sft_clean",
           inputs=("reason/sft", "eval_sets/qa"), config_sections=("decontam",), run=_run_decontaminate),
-    Stage("sft", "Ray Train: fine-tune the student", "train/model",
-          inputs=("train/sft_clean",), pending="issue #5"),
+    Stage("sft", "Ray Train: fine-tune the student (model -> train/model)", "train/loss",
+          inputs=("train/sft_clean",), config_sections=("sft",), run=_run_sft),
     Stage("eval", "benchmarks with confidence intervals", "eval/results",
           inputs=("eval_sets/qa",), config_sections=_LLM + ("eval",), run=_run_eval,
           external=_eval_model_identity),
@@ -396,7 +422,11 @@ def run_stage(cfg: Config, stage: Stage, force: bool = False) -> StageOutcome:
                                 detail="output matches inputs and config (use --force to rerun)")
     log.info("stage %s: running (fingerprint %s)", stage.name, fp)
     start = time.perf_counter()
-    result = stage.run(cfg, StageContext(cfg, fp))
+    try:
+        result = stage.run(cfg, StageContext(cfg, fp))
+    except StageEmpty as why:
+        return StageOutcome(stage.name, "empty", 0, seconds=time.perf_counter() - start, output=output,
+                            detail=str(why))
     return StageOutcome(stage.name, "ran", result.manifest.rows, result.manifest.rejects,
                         time.perf_counter() - start, output=output)
 
