@@ -10,31 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# PrimeKG's ten node types, spelled as in kg.csv's x_type / y_type columns.
-KG_NODE_TYPES = (
-    "gene/protein",
-    "drug",
-    "disease",
-    "effect/phenotype",
-    "anatomy",
-    "biological_process",
-    "molecular_function",
-    "cellular_component",
-    "pathway",
-    "exposure",
-)
-NodeType = Literal[
-    "gene/protein",
-    "drug",
-    "disease",
-    "effect/phenotype",
-    "anatomy",
-    "biological_process",
-    "molecular_function",
-    "cellular_component",
-    "pathway",
-    "exposure",
-]
+from medreason_dist.kg.schema import NODE_TYPES as KG_NODE_TYPES
+
+# PrimeKG's ten node types; subscripting Literal with the tuple makes one literal per type.
+NodeType = Literal[KG_NODE_TYPES]  # type: ignore[valid-type]
 
 
 class _Out(BaseModel):
