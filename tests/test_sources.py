@@ -143,3 +143,15 @@ def test_write_sources_manifest_counts(tmp_path):
     assert m.rows == 1 and sum(m.rejects.values()) == 7
     assert storage.read_manifest(str(tmp_path / "q")).rows == 7
     assert m.extra["per_source"]["medqa"] == {"read": 8, "kept": 1, "quarantined": 7}
+
+
+def test_demo_sample_is_not_contaminated_by_the_eval_sets(eval_dir):
+    """The demo trains on its sample, so the sample must not copy any benchmark item."""
+    from medreason_dist.stages.decontaminate import decontaminate
+
+    demo = _run("medqa", Path(__file__).parent.parent / "medreason_dist/data/demo/qa_sample.jsonl")
+    assert demo.qa.num_rows == 16
+    evals = normalize_sources([SourceSpec(name=p.stem, adapter="medqa", path=str(p), split="test")
+                               for p in sorted(eval_dir.glob("*.jsonl"))], progress=False, dedupe=False)
+    clean, rejects, _ = decontaminate(demo.qa, evals.qa)
+    assert rejects.num_rows == 0 and clean.num_rows == 16
