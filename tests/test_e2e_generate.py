@@ -137,3 +137,7 @@ def test_ray_job_submit(tmp_path, model_cache):
             head.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
+        # The head leaves its address behind; later `ray.init()` calls must not try to join it.
+        current = Path("/tmp/ray/ray_current_cluster")
+        if current.exists() and current.read_text().strip().endswith(f":{gcs_port}"):
+            current.unlink()

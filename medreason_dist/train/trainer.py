@@ -187,9 +187,13 @@ def run_sft(data: str | pa.Table, out_uri: str, cfg: SftConfig, storage_options:
         raise ValueError(f"no usable SFT rows ({n_rows} read, rejects {reject_counts})")
     n_examples = int(sequences.sum("n_examples"))
     n_tokens = int(sequences.sum("n_tokens"))
+    if n_sequences < cfg.num_workers:
+        # A tiny dataset (e.g. a smoke run) cannot give every worker a sequence; train on fewer
+        # workers rather than fail, and say so.
+        log.warning("only %d packed sequences for %d workers: training with %d worker(s)",
+                    n_sequences, cfg.num_workers, n_sequences)
+        cfg = cfg.model_copy(update={"num_workers": n_sequences})
     per_worker = n_sequences // cfg.num_workers  # Ray Train's equal split drops the remainder
-    if per_worker == 0:
-        raise ValueError(f"{n_sequences} sequences cannot feed {cfg.num_workers} workers")
 
     run_name = cfg.run_name or default_run_name(cfg, identity)
     storage_uri = storage.check_uri(cfg.storage_path) if cfg.storage_path else storage.join(out_uri, "_ray_train")
