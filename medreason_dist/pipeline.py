@@ -213,9 +213,14 @@ def _run_verify(cfg: Config, ctx: StageContext) -> StageResult:
     for r in results:
         for k, v in r.rejects.rejects.items():
             reasons[k] = reasons.get(k, 0) + v
+    from medreason_dist.stages.generate import cites_path
+
+    citing = sum(cites_path(r["reasoning"], r["paths_used_json"]) for r in sft.to_pylist())
     manifest = storage.write_table(ctx.uri("reason/sft"), sft, stage="verify", config_hash=ctx.fingerprint,
                                    rejects=reasons, tokens=tokens,
                                    extra={"rows_in": sum(r.output.extra.get("rows_in", 0) for r in results),
+                                          "citing_path_rows": int(citing),
+                                          "pathless_rows": int(sum(sft.column("pathless").to_pylist())),
                                           "jsonl": ctx.uri("reason/sft_jsonl/sft.jsonl")},
                                    options=cfg.storage)
     return StageResult(manifest)

@@ -31,7 +31,7 @@ def _fake_run(root: Path) -> str:
                         rejects={"invalid_json": 5}, tokens={"input_tokens": 40_000, "output_tokens": 9_000})
     storage.write_table(j("reason/paths"), pa.table({"pair_id": ["p"] * 9, "hops": [1, 2, 2, 2, 3, 3, 3, 3, None]}),
                         stage="paths")
-    storage.write_table(j("reason/cot"), pa.table({"id": [f"q{i}" for i in range(80)]}), stage="generate",
+    storage.write_table(j("reason/generate"), pa.table({"id": [f"q{i}" for i in range(80)]}), stage="generate",
                         rejects={"no_path": 15}, tokens={"input_tokens": 200_000, "output_tokens": 90_000},
                         extra={"cost_usd": 1.25})
     sft = pa.table({"id": [f"q{i}" for i in range(60)],
@@ -52,7 +52,7 @@ def _fake_run(root: Path) -> str:
              for m in ("base", "tuned") for b in ("medqa_test", "medbullets_op4") for i in range(30)]
     write_results(j("eval/results"), j("eval/items"), score_predictions(preds))
     # An attempt that never committed is ignored.
-    (root / "run" / "reason" / "pruned" / "_attempts" / "x").mkdir(parents=True)
+    (root / "run" / "reason" / "prune" / "_attempts" / "x").mkdir(parents=True)
     return out
 
 
@@ -64,7 +64,7 @@ def test_report_from_a_run_is_self_contained_with_all_sections(tmp_path):
     out = _fake_run(tmp_path)
     summary = collect_run_summary(out)
     assert [s.label for s in summary.stages] == ["sources", "extract", "paths", "generate", "verify",
-                                                 "decontaminate", "eval"]
+                                                 "decontaminate", "sft", "eval"]
     assert summary.path_hops == {1: 1, 2: 3, 3: 4}
     assert (summary.citations.with_path, summary.citations.total) == (45, 60)
     assert summary.sft_loss[0] == (1, 2.5) and len(summary.sft_loss) == 30

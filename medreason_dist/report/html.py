@@ -23,22 +23,20 @@ from pydantic import BaseModel, ConfigDict, Field
 log = logging.getLogger(__name__)
 
 # Main datasets in pipeline order (relative to the run root), with a label for the funnel.
-PIPELINE_DATASETS: list[tuple[str, str]] = [
-    ("sources/qa", "sources"),
-    ("eval_sets/qa", "eval_sets"),
-    ("kg/nodes", "kg (nodes)"),
-    ("kg/edges", "kg (edges)"),
-    ("reason/extract", "extract"),
-    ("reason/link", "link"),
-    ("reason/pairs", "reformat"),
-    ("reason/paths", "paths"),
-    ("reason/pruned", "prune"),
-    ("reason/cot", "generate"),
-    ("reason/sft", "verify"),
-    ("train/sft_clean", "decontaminate"),
-    ("train/model", "sft"),
-    ("eval/results", "eval"),
-]
+def pipeline_datasets() -> list[tuple[str, str]]:
+    """(main dataset, stage name) in pipeline order, taken from the stage registry itself."""
+    from medreason_dist.pipeline import STAGES
+
+    out = []
+    for stage in STAGES:
+        if stage.name == "report":
+            continue
+        out.append((stage.output, stage.name if stage.name != "kg" else "kg (nodes)"))
+        if stage.name == "kg":
+            out.append(("kg/edges", "kg (edges)"))
+    return out
+
+
 # Side datasets whose reject counts belong to a stage above.
 SIDE_DATASETS: list[tuple[str, str]] = [
     ("sources/quarantine", "sources"),
@@ -189,7 +187,7 @@ def collect_run_summary(out_uri: str, options=None, *, prices: Prices | None = N
     summary = RunSummary(run_name=run_name or root.rstrip("/").rsplit("/", 1)[-1], out_uri=root,
                          prices=prices or Prices())
     manifests = {}
-    for rel, label in PIPELINE_DATASETS:
+    for rel, label in pipeline_datasets():
         m = _manifest(storage.join(root, rel), options)
         if m is not None:
             manifests[rel] = m
