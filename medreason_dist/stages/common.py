@@ -62,3 +62,14 @@ def with_column(table: pa.Table, name: str, values: list, type_: pa.DataType) ->
     if name in table.column_names:
         return table.set_column(table.column_names.index(name), name, arr)
     return table.append_column(name, arr)
+
+
+def run_llm_rows(cfg: Config, llm_fn: LlmFn, rows: pa.Table, *, step: str, prompt, output_model,
+                 sampling: StepSampling, out_uri: str, rejects_uri: str, stage: str, fingerprint: str, **kwargs):
+    """One resumable LLM step over ``rows`` — the shape every reasoning stage shares."""
+    from medreason_dist.stages.resumable import run_resumable
+
+    return run_resumable(
+        rows=rows, process=llm_step(cfg, llm_fn, step=step, prompt=prompt, output_model=output_model, sampling=sampling),
+        error_column=f"{step}_error", out_uri=out_uri, rejects_uri=rejects_uri, stage=stage, fingerprint=fingerprint,
+        options=cfg.storage, batch_rows=cfg.reason.batch_rows, token_columns=token_columns(step), **kwargs)

@@ -7,8 +7,8 @@ import pyarrow as pa
 from medreason_dist.config import Config
 from medreason_dist.llm.prompts import extract_prompt
 from medreason_dist.llm.schemas import ExtractedEntities
-from medreason_dist.stages.common import LlmFn, llm_step, qa_for_llm, token_columns
-from medreason_dist.stages.resumable import ResumableResult, run_resumable
+from medreason_dist.stages.common import LlmFn, qa_for_llm, run_llm_rows
+from medreason_dist.stages.resumable import ResumableResult
 
 STEP = "extract"
 
@@ -18,11 +18,6 @@ def extract_entities(cfg: Config, qa: pa.Table, *, out_uri: str, rejects_uri: st
     rows = qa_for_llm(qa)
     if cfg.reason.limit:
         rows = rows.slice(0, cfg.reason.limit)
-    return run_resumable(
-        rows=rows,
-        process=llm_step(cfg, llm_fn, step=STEP, prompt=extract_prompt, output_model=ExtractedEntities,
-                         sampling=cfg.reason.extract),
-        error_column=f"{STEP}_error", out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP,
-        fingerprint=fingerprint, options=cfg.storage, batch_rows=cfg.reason.batch_rows,
-        token_columns=token_columns(STEP),
-    )
+    return run_llm_rows(cfg, llm_fn, rows, step=STEP, prompt=extract_prompt, output_model=ExtractedEntities,
+                        sampling=cfg.reason.extract, out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP,
+                        fingerprint=fingerprint)

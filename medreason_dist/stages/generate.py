@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 from medreason_dist.config import Config
 from medreason_dist.llm.prompts import generate_prompt
 from medreason_dist.llm.schemas import GeneratedReasoning
-from medreason_dist.stages.common import LlmFn, llm_step, token_columns, with_column
-from medreason_dist.stages.resumable import ResumableResult, run_resumable
+from medreason_dist.stages.common import LlmFn, run_llm_rows, with_column
+from medreason_dist.stages.resumable import ResumableResult
 
 STEP = "generate"
 SECTIONS = ("reasoning paths", "reasoning process", "conclusion")
@@ -88,13 +88,10 @@ def _finalize(table: pa.Table) -> pa.Table:
 
 def generate_reasoning(cfg: Config, pruned: pa.Table, *, out_uri: str, rejects_uri: str, fingerprint: str,
                        llm_fn: LlmFn) -> ResumableResult:
-    return run_resumable(
-        rows=pruned,
-        process=llm_step(cfg, llm_fn, step=STEP, prompt=_prompt(cfg.reason.allow_pathless),
-                         output_model=GeneratedReasoning, sampling=cfg.reason.generate),
-        error_column=f"{STEP}_error", out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP,
-        fingerprint=fingerprint, options=cfg.storage, batch_rows=cfg.reason.batch_rows,
-        token_columns=token_columns(STEP), finalize=_finalize,
+    return run_llm_rows(
+        cfg, llm_fn, pruned, step=STEP, prompt=_prompt(cfg.reason.allow_pathless), output_model=GeneratedReasoning,
+        sampling=cfg.reason.generate, out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP,
+        fingerprint=fingerprint, finalize=_finalize,
         extra={"allow_pathless": cfg.reason.allow_pathless,
                "rows_with_paths": int(sum(1 for n in pruned.column("n_kept_paths").to_pylist() if n))},
     )

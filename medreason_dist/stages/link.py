@@ -20,8 +20,7 @@ from medreason_dist.embed import build_index, embed_table, node_embeddings, sear
 from medreason_dist.kg.schema import normalize_names
 from medreason_dist.llm.prompts import link_choice_prompt
 from medreason_dist.llm.schemas import LinkChoice
-from medreason_dist.stages.common import LlmFn, llm_step, token_columns, with_column
-from medreason_dist.stages.resumable import run_resumable
+from medreason_dist.stages.common import LlmFn, run_llm_rows, with_column
 
 STEP = "link"
 
@@ -128,14 +127,9 @@ def link_entities(cfg: Config, extracted: pa.Table, *, nodes_uri: str, out_uri: 
         ask_table = entities.take(pa.array(ask, pa.int64()))
         ask_table = with_column(ask_table, "candidates_json",
                                 [json.dumps(decisions[i]["candidates"]) for i in ask], pa.string())
-        res = run_resumable(
-            rows=ask_table,
-            process=llm_step(cfg, llm_fn, step="link", prompt=link_choice_prompt, output_model=LinkChoice,
-                             sampling=rc.link),
-            error_column="link_error", out_uri=choices_uri, rejects_uri=choices_uri + "_rejects",
-            stage="link.choice", fingerprint=fingerprint, options=opts, batch_rows=rc.batch_rows,
-            token_columns=token_columns(STEP),
-        )
+        res = run_llm_rows(cfg, llm_fn, ask_table, step=STEP, prompt=link_choice_prompt, output_model=LinkChoice,
+                           sampling=rc.link, out_uri=choices_uri, rejects_uri=choices_uri + "_rejects",
+                           stage="link.choice", fingerprint=fingerprint)
         tokens = res.output.tokens
         for r in storage.read_table(choices_uri, options=opts).to_pylist():
             choices[r["key"]] = json.loads(r["link_result"])

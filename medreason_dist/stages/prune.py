@@ -19,8 +19,7 @@ from medreason_dist.config import Config
 from medreason_dist.kg.render import render_path
 from medreason_dist.llm.prompts import prune_prompt
 from medreason_dist.llm.schemas import PathSelection
-from medreason_dist.stages.common import LlmFn, llm_step, token_columns, with_column
-from medreason_dist.stages.resumable import run_resumable
+from medreason_dist.stages.common import LlmFn, run_llm_rows, with_column
 
 STEP = "prune"
 
@@ -78,14 +77,9 @@ def prune_paths(cfg: Config, rows: pa.Table, *, paths_uri: str, nodes_uri: str, 
         table = pa.Table.from_pylist(llm_groups)
         table = with_column(table, "keep_n", [keep_n] * table.num_rows, pa.int64())
         choices_uri = out_uri.rstrip("/") + "_choices"
-        res = run_resumable(
-            rows=table,
-            process=llm_step(cfg, llm_fn, step=STEP, prompt=prune_prompt, output_model=PathSelection,
-                             sampling=rc.prune),
-            error_column=f"{STEP}_error", out_uri=choices_uri, rejects_uri=choices_uri + "_rejects",
-            stage="prune.choice", fingerprint=fingerprint, options=opts, batch_rows=rc.batch_rows,
-            token_columns=token_columns(STEP),
-        )
+        res = run_llm_rows(cfg, llm_fn, table, step=STEP, prompt=prune_prompt, output_model=PathSelection,
+                           sampling=rc.prune, out_uri=choices_uri, rejects_uri=choices_uri + "_rejects",
+                           stage="prune.choice", fingerprint=fingerprint)
         tokens = res.output.tokens
         for g in storage.read_table(choices_uri, options=opts).to_pylist():
             options_ = json.loads(g["paths_json"])

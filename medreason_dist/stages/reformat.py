@@ -14,8 +14,8 @@ from medreason_dist import storage
 from medreason_dist.config import Config
 from medreason_dist.llm.prompts import reformat_prompt
 from medreason_dist.llm.schemas import Reformatted
-from medreason_dist.stages.common import LlmFn, llm_step, token_columns, with_column
-from medreason_dist.stages.resumable import ResumableResult, run_resumable
+from medreason_dist.stages.common import LlmFn, run_llm_rows, with_column
+from medreason_dist.stages.resumable import ResumableResult
 
 STEP = "reformat"
 PAIRS_SCHEMA = pa.schema([("pair_id", pa.string()), ("src", pa.int64()), ("dst", pa.int64())])
@@ -52,11 +52,6 @@ def reformat_rows(cfg: Config, linked: pa.Table, *, out_uri: str, rejects_uri: s
     storage.write_table(pairs_uri, pa.Table.from_pylist(sorted(all_pairs.values(), key=lambda p: p["pair_id"]),
                                                         schema=PAIRS_SCHEMA),
                         stage="reformat.pairs", config_hash=fingerprint, options=cfg.storage)
-    return run_resumable(
-        rows=rows,
-        process=llm_step(cfg, llm_fn, step=STEP, prompt=reformat_prompt, output_model=Reformatted,
-                         sampling=cfg.reason.reformat),
-        error_column=f"{STEP}_error", out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP,
-        fingerprint=fingerprint, options=cfg.storage, batch_rows=cfg.reason.batch_rows,
-        token_columns=token_columns(STEP), extra={"unique_pairs": len(all_pairs)},
-    )
+    return run_llm_rows(cfg, llm_fn, rows, step=STEP, prompt=reformat_prompt, output_model=Reformatted,
+                        sampling=cfg.reason.reformat, out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP,
+                        fingerprint=fingerprint, extra={"unique_pairs": len(all_pairs)})

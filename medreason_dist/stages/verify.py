@@ -16,9 +16,9 @@ from medreason_dist import storage
 from medreason_dist.config import Config
 from medreason_dist.llm.prompts import PROMPT_VERSION, verify_free_text_prompt, verify_prompt
 from medreason_dist.llm.schemas import ChosenOption, JudgeVerdict
-from medreason_dist.stages.common import LlmFn, llm_step, token_columns, with_column
+from medreason_dist.stages.common import LlmFn, run_llm_rows, with_column
 from medreason_dist.stages.generate import strip_conclusion
-from medreason_dist.stages.resumable import ResumableResult, run_resumable
+from medreason_dist.stages.resumable import ResumableResult
 from medreason_dist.version import code_version
 
 STEP = "verify"
@@ -61,12 +61,10 @@ def verify_rows(cfg: Config, generated: pa.Table, *, out_uri: str, rejects_uri: 
                                       ("free", pc.invert(mc_mask), verify_free_text_prompt, JudgeVerdict)):
         part = rows.filter(mask)
         suffix = "" if kind == "mc" else "_free_text"
-        results.append(run_resumable(
-            rows=part,
-            process=llm_step(cfg, llm_fn, step=STEP, prompt=prompt, output_model=model, sampling=cfg.reason.verify),
-            error_column=f"{STEP}_error", out_uri=out_uri + suffix, rejects_uri=rejects_uri + suffix,
-            stage=STEP if kind == "mc" else STEP + ".free_text", fingerprint=fingerprint, options=cfg.storage,
-            batch_rows=cfg.reason.batch_rows, token_columns=token_columns(STEP), finalize=_compare(kind),
+        results.append(run_llm_rows(
+            cfg, llm_fn, part, step=STEP, prompt=prompt, output_model=model, sampling=cfg.reason.verify,
+            out_uri=out_uri + suffix, rejects_uri=rejects_uri + suffix,
+            stage=STEP if kind == "mc" else STEP + ".free_text", fingerprint=fingerprint, finalize=_compare(kind),
         ))
     return results
 
