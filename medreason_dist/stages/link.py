@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from medreason_dist import storage
 from medreason_dist.config import Config
-from medreason_dist.embed import build_index, embed_table, node_embeddings, search
+from medreason_dist.embed import build_index, embed_table, merged_index, node_embeddings, search
 from medreason_dist.kg.schema import normalize_names
 from medreason_dist.llm.prompts import link_choice_prompt
 from medreason_dist.llm.schemas import LinkChoice
@@ -68,10 +68,7 @@ def candidate_links(entities: pa.Table, nodes: pa.Table, node_vectors: pa.Table,
     if any_type_fallback:
         lost = [i for i, (norm, typ, c) in enumerate(zip(norms, types, found)) if not c and (norm, typ) not in exact]
         if lost:
-            everything = {ANY_TYPE: build_index(node_vectors.set_column(
-                node_vectors.column_names.index("type"), "type",
-                pa.array([ANY_TYPE] * node_vectors.num_rows, pa.string())))[ANY_TYPE]} if node_vectors.num_rows else {}
-            again = search(everything, entity_vectors[lost], [ANY_TYPE] * len(lost), top_k=top_k,
+            again = search({ANY_TYPE: merged_index(index)}, entity_vectors[lost], [ANY_TYPE] * len(lost), top_k=top_k,
                            min_similarity=min_sim)
             for i, cands in zip(lost, again):
                 found[i] = cands

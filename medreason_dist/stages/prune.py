@@ -49,7 +49,7 @@ def build_groups(rows: pa.Table, paths: pa.Table, names: dict[int, str], *, max_
             rendered = [{"nodes": p["path_nodes"], "relations": p["path_relations"],
                          "text": render_path([names.get(n, str(n)) for n in p["path_nodes"]], p["path_relations"])}
                         for p in found]
-            groups.append({"key": key, "id": r["id"], "pair_id": pair["pair_id"],
+            groups.append({"key": key, "id": r["id"], "pair_id": pair["pair_id"], "n_paths": len(rendered),
                            "start_name": names.get(pair["src"], str(pair["src"])),
                            "end_name": names.get(pair["dst"], str(pair["dst"])),
                            "description": ref["description"], "conclusion": ref["conclusion"],
@@ -67,9 +67,9 @@ def prune_paths(cfg: Config, rows: pa.Table, *, paths_uri: str, nodes_uri: str, 
     groups = build_groups(rows, paths, names, max_per_group=rc.max_paths_per_group, seed=cfg.paths.seed)
     keep_n = rc.keep_paths_per_group
     kept: dict[str, list[dict]] = defaultdict(list)
-    llm_groups = [g for g in groups if len(json.loads(g["paths_json"])) > keep_n]
+    llm_groups = [g for g in groups if g["n_paths"] > keep_n]
     for g in groups:
-        if len(json.loads(g["paths_json"])) <= keep_n:
+        if g["n_paths"] <= keep_n:  # nothing to choose: keep them all without an LLM call
             kept[g["id"]].extend(json.loads(g["paths_json"]))
     tokens: dict[str, int] = {}
     errors: dict[str, int] = defaultdict(int)
