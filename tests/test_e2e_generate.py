@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from net_helpers import free_port, wait_for_port
 
 from medreason_dist import storage
 
@@ -23,12 +23,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 LIMIT = 4
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _overrides(out: Path, cache: Path) -> list[str]:
@@ -102,7 +96,7 @@ def test_kill_mid_stage_then_resume(tmp_path, model_cache):
 
 def test_ray_job_submit(tmp_path, model_cache):
     out = tmp_path / "out"
-    gcs_port, dash_port = _free_port(), _free_port()
+    gcs_port, dash_port = free_port(), free_port()
     # Ray 2.60 protects the dashboard/job API with a token; head and client use the same one.
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token")
     head = subprocess.Popen(
@@ -111,14 +105,7 @@ def test_ray_job_submit(tmp_path, model_cache):
          "--disable-usage-stats"],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", dash_port), timeout=1):
-                    break
-            except OSError:
-                assert head.poll() is None, "ray head exited"
-                time.sleep(1)
+        assert wait_for_port(dash_port, 120, proc=head, poll_s=1), "ray head exited or its dashboard did not open"
         runtime_env = {"excludes": [".venv", ".cache", "out", ".git", "*.pyc", "bench_out"]}
         submit = subprocess.run(
             [str(BIN / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dash_port}", "--working-dir",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Literal, Optional
 
 import pyarrow as pa
 import pytest
+from net_helpers import free_port
 from pydantic import BaseModel, ValidationError
 
 from medreason_dist.llm import engine
@@ -396,9 +396,7 @@ def _serve_chat_completions(requests: list) -> tuple[str, callable]:
             "usage": {"prompt_tokens": len(question.split()), "completion_tokens": 7},
         })
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
     ready = threading.Event()
