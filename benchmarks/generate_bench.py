@@ -71,11 +71,11 @@ def _engine(cfg, env: dict[str, str]):
     for key in ("VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_NUM_OF_RESERVED_CPU"):
         os.environ.pop(key, None)
     os.environ.update(env)  # read by vLLM's engine process when it starts
-    kwargs = dict(vllm_processor_config(cfg.llm, engine_model_source(cfg.llm)).engine_kwargs)
+    source = engine_model_source(cfg.llm)
+    kwargs = dict(vllm_processor_config(cfg.llm, source).engine_kwargs)
     kwargs.pop("task_type", None)  # ray.data.llm's own key, not a vLLM engine argument
-    model = kwargs.pop("model", None) or engine_model_source(cfg.llm)
     t0 = time.perf_counter()
-    llm = LLM(model=model, **kwargs)
+    llm = LLM(model=source, **kwargs)
     return llm, time.perf_counter() - t0
 
 
