@@ -1,18 +1,31 @@
 """Object storage and committed Parquet datasets.
 
 A *dataset* is a directory URI (``file:///abs``, a plain path, ``s3://bucket/prefix`` or
-``gs://bucket/prefix``) that holds Parquet data files and a ``_manifest.json``.
+``gs://bucket/prefix``) whose top level holds Parquet data files and a ``.manifest.json``.
+Any Parquet reader (pyarrow, pandas, Spark, Ray Data, Hugging Face datasets on the folder;
+Polars and DuckDB on ``<folder>/*.parquet``) sees exactly the committed rows: everything that is
+not committed data (manifest, commit intent, write attempts, resume progress) has a name that
+starts with ``.``, which all of them skip (Hugging Face skips no ``_`` names, so ``.`` it is).
 
 Commit protocol (works on object stores, which have no atomic rename):
 
-1. every write goes to a fresh attempt prefix ``<uri>/_attempts/<attempt-id>/``;
-2. when all data files are written, ``_manifest.json`` is written *last*; it lists the committed
-   files relative to the dataset root together with row counts and the schema.
+1. a writer puts its files under a hidden attempt prefix ``<uri>/.attempts/<attempt-id>/``
+   (a crashed writer leaves only hidden files: no reader sees them);
+2. commit writes the intent ``<uri>/.publish.json`` (the new manifest and the file moves), moves
+   the attempt's files to the top level under names unique to the attempt
+   (``part-<attempt-id>-NNNNN.parquet``; a rename on local disk, a server-side copy on S3/GCS),
+   then writes ``.manifest.json`` — the commit point — and only then deletes the previous
+   version's files and the intent.
 
-Readers only ever open the files the manifest lists, so a writer killed half-way leaves a
-dataset with no manifest (readers refuse it with :class:`IncompleteDatasetError`) or, on a
-re-write, the previous complete version (its manifest still points at its own attempt).
-Stale attempts are removed after a successful commit.
+This module's readers open only the files the manifest lists, so they always see one whole
+version. A process killed *during* step 2 (moves only, no computation) leaves the intent; the
+next commit to that dataset, or :func:`recover`, finishes it. Until then a plain reader may see
+the previous version plus some of the new files: that window is the one place where
+object stores without multi-object transactions show through.
+
+A folder of Parquet files written by any other tool (no manifest) is a *plain* dataset: it can
+be read and fingerprinted (its identity comes from the files' paths, sizes and modification
+times) but never written through this module's commit.
 """
 
 from __future__ import annotations
@@ -37,8 +50,9 @@ from medreason_dist.version import code_version
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "_manifest.json"
-ATTEMPTS_DIR = "_attempts"
+MANIFEST_NAME = ".manifest.json"
+ATTEMPTS_DIR = ".attempts"
+PUBLISH_NAME = ".publish.json"
 MANIFEST_FORMAT = "medreason_dist.dataset/1"
 SUPPORTED_SCHEMES = ("file", "s3", "gs")
 
@@ -253,6 +267,32 @@ def _relative(root_path: str, file_path: str) -> str:
     return rel
 
 
+def _data_files_under(fs: pafs.FileSystem, path: str, *, recursive: bool) -> list[pafs.FileInfo]:
+    """Visible Parquet files under ``path`` (hidden ``_``/``.`` names skipped, as readers do)."""
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=recursive, allow_not_found=True))
+    out = []
+    for info in infos:
+        if info.type != pafs.FileType.File or not info.path.endswith(".parquet"):
+            continue
+        rel = posixpath.relpath(info.path, path)
+        if any(part.startswith(("_", ".")) for part in rel.split("/")):
+            continue
+        out.append(info)
+    return sorted(out, key=lambda i: i.path)
+
+
+class _PublishIntent(BaseModel):
+    """What a commit is about to do; lets a later process finish a commit that was killed."""
+
+    model_config = ConfigDict(extra="forbid")
+    manifest: Manifest
+    moves: list[tuple[str, str]]  # (source, destination) paths relative to the dataset root
+
+
+def _attempt_id(attempt_path: str) -> str:
+    return posixpath.basename(attempt_path.rstrip("/"))
+
+
 def commit_attempt(
     uri: str,
     attempt_uri: str,
@@ -267,27 +307,34 @@ def commit_attempt(
 ) -> Manifest:
     """Commit the Parquet files under ``attempt_uri`` as the content of dataset ``uri``.
 
-    Row counts and schema come from the Parquet footers, so any writer (pyarrow, Spark, Ray)
-    can produce the files. The manifest is written last; then older attempts are removed.
+    Row counts and schema come from the Parquet footers, so any writer (pyarrow, Spark, Ray
+    workers) can produce the files. See the module docstring for the protocol.
     """
     uri = check_uri(uri)
     attempt_uri = check_uri(attempt_uri)
     fs, root = filesystem(uri, options)
     _, attempt_path = filesystem(attempt_uri, options)
-    infos = fs.get_file_info(pafs.FileSelector(attempt_path, recursive=True, allow_not_found=True))
-    data_files = sorted(
-        i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet")
-        and not posixpath.basename(i.path).startswith(("_", "."))
-    )
+    recover(uri, options)  # a commit killed earlier finishes first, so its files are accounted for
+    sources = [i.path for i in _data_files_under(fs, attempt_path, recursive=True)]
+    if not sources:  # an empty dataset still needs its schema for readers: a zero-row file
+        schema = schema if schema is not None else pa.schema([])
+        fs.create_dir(attempt_path, recursive=True)
+        empty = posixpath.join(attempt_path, "part-00000.parquet")
+        pq.write_table(schema.empty_table(), empty, filesystem=fs)
+        sources = [empty]
+    tag = _attempt_id(attempt_path)
     entries: list[FileEntry] = []
+    moves: list[tuple[str, str]] = []
     schemas: list[pa.Schema] = []
-    for path in data_files:
+    for index, path in enumerate(sources):
         meta = pq.read_metadata(path, filesystem=fs)
         sha, size = _file_sha256(fs, path)
-        entries.append(FileEntry(path=_relative(root, path), rows=meta.num_rows, bytes=size, sha256=sha))
+        final = f"part-{tag}-{index:05d}.parquet"
+        entries.append(FileEntry(path=final, rows=meta.num_rows, bytes=size, sha256=sha))
+        moves.append((_relative(root, path), final))
         schemas.append(meta.schema.to_arrow_schema())
     if schema is None:
-        schema = schemas[0] if schemas else pa.schema([])
+        schema = schemas[0]
     manifest = Manifest(
         stage=stage,
         rows=sum(e.rows for e in entries),
@@ -301,29 +348,60 @@ def commit_attempt(
         extra=extra or {},
         created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     )
-    # An empty dataset still needs its schema for readers: store it as a zero-row file.
-    if not entries:
-        empty_path = posixpath.join(attempt_path, "part-00000.parquet")
-        fs.create_dir(attempt_path, recursive=True)
-        pq.write_table(schema.empty_table(), empty_path, filesystem=fs)
-        sha, size = _file_sha256(fs, empty_path)
-        manifest.files = [FileEntry(path=_relative(root, empty_path), rows=0, bytes=size, sha256=sha)]
-        manifest.content_hash = _content_hash(manifest.files)
-    with fs.open_output_stream(posixpath.join(root, MANIFEST_NAME)) as f:
-        f.write(manifest.to_json().encode())
-    _remove_stale_attempts(fs, root, keep=attempt_path)
+    intent = _PublishIntent(manifest=manifest, moves=moves)
+    with fs.open_output_stream(posixpath.join(root, PUBLISH_NAME)) as f:
+        f.write(intent.model_dump_json(by_alias=True).encode())
+    _finish_publish(fs, root, intent)
     log.info("committed dataset %s rows=%d files=%d", uri, manifest.rows, len(manifest.files))
     return manifest
 
 
-def _remove_stale_attempts(fs: pafs.FileSystem, root: str, keep: str) -> None:
+def _finish_publish(fs: pafs.FileSystem, root: str, intent: _PublishIntent) -> None:
+    """Steps after the intent is written; safe to repeat after a crash at any point."""
+    for src, dst in intent.moves:
+        src_path, dst_path = posixpath.join(root, src), posixpath.join(root, dst)
+        if fs.get_file_info(src_path).type == pafs.FileType.File:
+            fs.move(src_path, dst_path)  # rename locally; copy + delete on object stores
+        elif fs.get_file_info(dst_path).type != pafs.FileType.File:
+            raise StorageError(f"cannot finish commit of {root}: {src} is gone and {dst} was never written")
+    with fs.open_output_stream(posixpath.join(root, MANIFEST_NAME)) as f:
+        f.write(intent.manifest.to_json().encode())
+    keep = {e.path for e in intent.manifest.files}
+    for info in _data_files_under(fs, root, recursive=False):
+        if posixpath.basename(info.path) not in keep:  # the previous version's files
+            fs.delete_file(info.path)
+    fs.delete_file(posixpath.join(root, PUBLISH_NAME))
+    _remove_stale_attempts(fs, root)
+
+
+def recover(uri: str, options: StorageOptions | None = None) -> bool:
+    """Finish a commit of ``uri`` that a killed process left half-published; True if it did."""
+    fs, root = filesystem(uri, options)
+    path = posixpath.join(root, PUBLISH_NAME)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return False
+    with fs.open_input_stream(path) as f:
+        raw = f.read()
+    try:
+        intent = _PublishIntent.model_validate_json(raw)
+    except ValueError:  # torn intent: the process died before any move, so nothing to finish
+        fs.delete_file(path)
+        return False
+    log.warning("finishing an interrupted commit of %s", uri)
+    _finish_publish(fs, root, intent)
+    return True
+
+
+def _remove_stale_attempts(fs: pafs.FileSystem, root: str) -> None:
     attempts = posixpath.join(root, ATTEMPTS_DIR)
     for info in fs.get_file_info(pafs.FileSelector(attempts, allow_not_found=True)):
-        if info.type == pafs.FileType.Directory and info.path.rstrip("/") != keep.rstrip("/"):
-            try:
+        try:
+            if info.type == pafs.FileType.Directory:
                 fs.delete_dir(info.path)
-            except OSError as err:  # another writer may be using it; harmless to leave
-                log.warning("could not remove stale attempt %s: %s", info.path, err)
+            else:
+                fs.delete_file(info.path)
+        except OSError as err:  # another writer may be using it; harmless to leave
+            log.warning("could not remove stale attempt %s: %s", info.path, err)
 
 
 class DatasetWriter:
@@ -446,27 +524,84 @@ def is_committed(uri: str, options: StorageOptions | None = None) -> bool:
         return False
 
 
+class DatasetFiles(BaseModel):
+    """What a reader opens: a committed dataset's manifest files, or a plain Parquet folder's."""
+
+    model_config = ConfigDict(extra="forbid")
+    uri: str
+    files: list[str]  # full URIs
+    rows: int
+    content_hash: str
+    committed: bool  # False: a plain folder written by another tool (no manifest)
+
+
+def _plain_identity(infos: list[pafs.FileInfo], root: str) -> str:
+    digest = hashlib.sha256()
+    for info in infos:
+        digest.update(f"{_relative(root, info.path)}:{info.size}:{info.mtime_ns}\n".encode())
+    return "plain:" + digest.hexdigest()
+
+
+def describe(uri: str, options: StorageOptions | None = None) -> DatasetFiles:
+    """The files, row count and content identity of a dataset, committed or plain.
+
+    A folder without a manifest but with visible Parquet files (any tool's output, hive
+    partitions included) is read as it is; its identity is derived from the files' paths,
+    sizes and modification times. A folder with neither raises :class:`IncompleteDatasetError`.
+    """
+    uri = check_uri(uri)
+    try:
+        manifest = read_manifest(uri, options)
+    except IncompleteDatasetError as missing:
+        fs, root = filesystem(uri, options)
+        infos = _data_files_under(fs, root, recursive=True) if fs.get_file_info(root).type == \
+            pafs.FileType.Directory else []
+        if not infos:
+            raise missing
+        rows = sum(pq.read_metadata(i.path, filesystem=fs).num_rows for i in infos)
+        return DatasetFiles(uri=uri, files=[_to_uri(uri, i.path) for i in infos], rows=rows,
+                            content_hash=_plain_identity(infos, root), committed=False)
+    return DatasetFiles(uri=uri, files=[join(uri, e.path) for e in manifest.files], rows=manifest.rows,
+                        content_hash=manifest.content_hash, committed=True)
+
+
+def is_readable(uri: str, options: StorageOptions | None = None) -> bool:
+    """Whether :func:`read_table` would find data: a committed dataset or a plain Parquet folder."""
+    try:
+        describe(uri, options)
+        return True
+    except IncompleteDatasetError:
+        return False
+
+
+def content_identity(uri: str, options: StorageOptions | None = None) -> str | None:
+    """The content hash a fingerprint uses for an input (None when absent)."""
+    try:
+        return describe(uri, options).content_hash
+    except IncompleteDatasetError:
+        return None
+
+
 def dataset_files(uri: str, options: StorageOptions | None = None) -> list[str]:
-    manifest = read_manifest(uri, options)
-    base = check_uri(uri)
-    return [join(base, e.path) for e in manifest.files]
+    return describe(uri, options).files
 
 
 def read_table(
     uri: str, columns: list[str] | None = None, options: StorageOptions | None = None
 ) -> pa.Table:
-    """Read exactly the committed files of a dataset (never a half-written attempt)."""
-    manifest = read_manifest(uri, options)
-    fs, root = filesystem(uri, options)
-    paths = [posixpath.join(root, e.path) for e in manifest.files]
+    """Read exactly the committed files of a dataset (never a half-written attempt), or every
+    Parquet file of a plain folder."""
+    info = describe(uri, options)
+    fs, _ = filesystem(uri, options)
+    paths = [filesystem(f, options)[1] for f in info.files]
     missing = [p for p in paths if fs.get_file_info(p).type != pafs.FileType.File]
     if missing:
         raise IncompleteDatasetError(f"dataset {uri} lists files that are gone: {missing[:3]}")
     tables = [pq.read_table(p, filesystem=fs, columns=columns) for p in paths]
     table = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
-    if table.num_rows != manifest.rows:
+    if table.num_rows != info.rows:
         raise IncompleteDatasetError(
-            f"dataset {uri} has {table.num_rows} rows but its manifest says {manifest.rows}"
+            f"dataset {uri} has {table.num_rows} rows but its manifest says {info.rows}"
         )
     return table
 

@@ -64,7 +64,7 @@ def test_kill_mid_stage_then_resume(tmp_path, model_cache):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    progress = out / "reason" / "extract" / "_progress"
+    progress = out / "reason" / "extract" / ".progress"
     deadline = time.time() + 420
     try:
         while time.time() < deadline:
@@ -85,7 +85,7 @@ def test_kill_mid_stage_then_resume(tmp_path, model_cache):
     kept = storage.read_table(str(out / "reason" / "extract")).column("id").to_pylist()
     rejected = storage.read_table(str(out / "reason" / "extract_rejects")).column("id").to_pylist()
     assert sorted(kept + rejected) == sorted(qa_ids), "each input row exactly once in output or rejects"
-    assert not (out / "reason" / "extract" / "_progress").exists()  # progress parts folded into the commit
+    assert not (out / "reason" / "extract" / ".progress").exists()  # progress parts folded into the commit
     summary = {"kept": len(kept), "rejected": len(rejected), "parts_before_kill": done_before}
     import re
 

@@ -52,7 +52,7 @@ def _fake_run(root: Path) -> str:
              for m in ("base", "tuned") for b in ("medqa_test", "medbullets_op4") for i in range(30)]
     write_results(j("eval/results"), j("eval/items"), score_predictions(preds))
     # An attempt that never committed is ignored.
-    (root / "run" / "reason" / "prune" / "_attempts" / "x").mkdir(parents=True)
+    (root / "run" / "reason" / "prune" / ".attempts" / "x").mkdir(parents=True)
     return out
 
 

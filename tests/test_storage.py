@@ -50,7 +50,7 @@ def test_local_roundtrip_and_manifest(tmp_path):
     assert again.config_hash == "abc" and again.code_version
     assert "id: string" in again.schema_
     assert storage.read_table(uri).to_pydict() == _table(10).to_pydict()
-    raw = json.loads((tmp_path / "ds" / "_manifest.json").read_text())
+    raw = json.loads((tmp_path / "ds" / ".manifest.json").read_text())
     assert raw["schema"] and raw["content_hash"] == manifest.content_hash
 
 
@@ -77,8 +77,9 @@ def test_writer_splits_files_and_rewrite_replaces_old_attempt(tmp_path):
     assert m.rows == 9 and len(m.files) == 3
     storage.write_table(uri, _table(2), stage="u")
     assert storage.read_table(uri).num_rows == 2
-    attempts = list((tmp_path / "ds" / "_attempts").iterdir())
-    assert len(attempts) == 1  # stale attempt removed after commit
+    # the previous version's files and every attempt folder are gone after the commit
+    assert sorted(p.name for p in (tmp_path / "ds").glob("*.parquet")) == [f.path for f in storage.read_manifest(uri).files]
+    assert not list((tmp_path / "ds" / storage.ATTEMPTS_DIR).glob("*"))
 
 
 def test_missing_dataset_is_incomplete(tmp_path):
@@ -131,7 +132,8 @@ def _kill_mid_write(uri: str, endpoint: str = "") -> None:
 def test_killed_local_write_is_refused(tmp_path):
     uri = str(tmp_path / "ds")
     _kill_mid_write(uri)
-    assert list((tmp_path / "ds" / "_attempts").rglob("*.parquet"))  # data files were written...
+    assert list((tmp_path / "ds" / storage.ATTEMPTS_DIR).rglob("*.parquet"))  # data files were written...
+    assert not list((tmp_path / "ds").glob("*.parquet"))  # ...only where no reader looks...
     with pytest.raises(storage.IncompleteDatasetError, match="did not finish"):
         storage.read_table(uri)  # ...but never committed
 
@@ -156,7 +158,7 @@ def test_s3_roundtrip_through_pyarrow_and_boto3(s3_uri, s3_server):
     assert storage.read_table(uri, options=opts).num_rows == 25
     # The objects are really on the server: boto3 sees the manifest and the listed files.
     s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
-    body = s3.get_object(Bucket=bucket, Key="data/ds/_manifest.json")["Body"].read()
+    body = s3.get_object(Bucket=bucket, Key="data/ds/.manifest.json")["Body"].read()
     manifest = json.loads(body)
     assert manifest["rows"] == 25 and manifest["rejects"] == {"x": 1}
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="data/ds/")["Contents"]}
@@ -172,7 +174,7 @@ def test_s3_killed_write_is_refused_and_previous_kept(s3_uri, s3_server):
     _kill_mid_write(uri, s3_server)
     s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="data/ds/").get("Contents", [])]
-    assert any(k.endswith(".parquet") for k in keys) and not any(k.endswith("_manifest.json") for k in keys)
+    assert any(k.endswith(".parquet") for k in keys) and not any(k.endswith(".manifest.json") for k in keys)
     with pytest.raises(storage.IncompleteDatasetError):
         storage.read_table(uri, options=opts)
     storage.write_table(uri, _table(4), stage="good", options=opts)

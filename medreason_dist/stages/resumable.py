@@ -3,7 +3,7 @@
 A stage hands over its input rows (each with a unique ``key``) and a function that turns a Ray
 Dataset of rows into a Ray Dataset of results (one result row per input row). Results are
 streamed back in small batches and each batch is written as one Parquet *progress part* under
-``<out>/_progress/<fingerprint>/``. A part is a single object PUT on S3/GCS and a write-then-
+``<out>/.progress/<fingerprint>/``. A part is a single object PUT on S3/GCS and a write-then-
 rename on local disk, so it is either whole or absent. On a re-run the keys found in progress
 parts are skipped, so a stage killed mid-way only redoes the rows it had not finished.
 
@@ -46,7 +46,7 @@ class ResumableResult:
 
 
 def _progress_dir(out_uri: str, fingerprint: str) -> str:
-    return storage.join(out_uri, "_progress", fingerprint)
+    return storage.join(out_uri, ".progress", fingerprint)
 
 
 def _read_parts(progress_uri: str, options) -> list[pa.Table]:
@@ -152,7 +152,7 @@ def run_resumable(
     out_manifest = storage.write_table(out_uri, ok, stage=stage, config_hash=fingerprint, rejects=dict(reasons),
                                        tokens=tokens, extra=dict(extra or {}, rows_in=rows.num_rows),
                                        options=options)
-    storage.delete_dir(storage.join(out_uri, "_progress"), options)
+    storage.delete_dir(storage.join(out_uri, ".progress"), options)
     return ResumableResult(out_manifest, rej_manifest, rows.num_rows - todo.num_rows, todo.num_rows)
 
 
