@@ -1,8 +1,9 @@
 """`medreason-dist` command line.
 
 Every subcommand takes ``--config conf/x.yaml`` (default: conf/local.yaml) and any number of
-``--set key=value`` overrides. Exit codes: 0 ok, 1 runtime failure, 2 usage/config error,
-3 the command's stage is not implemented yet (pending).
+``--set key=value`` overrides, and runs stages through the one runner
+(:mod:`medreason_dist.runner.execute`), as ``jobs/*.py`` and ``spark-submit jobs/kg_paths.py`` do.
+Exit codes: 0 ok, 1 runtime failure, 2 usage/config error, 3 a stage's inputs are missing.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Callable
 from medreason_dist import pipeline, storage
 from medreason_dist.config import Config, ConfigError, load_config
 from medreason_dist.logs import setup_logging
+from medreason_dist.runner import execute
+from medreason_dist.runner.execute import EXIT_MISSING_INPUTS, EXIT_USAGE, StageOutcome, UsageError
 
 log = logging.getLogger("medreason_dist.cli")
-
-EXIT_PENDING = 3
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -30,9 +31,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
-def _print_outcomes(outcomes: list[pipeline.StageOutcome]) -> None:
-    width = max(len(o.stage) for o in outcomes) if outcomes else 10
-    print("\nstage".ljust(width + 2) + "  status    rows    details")
+def print_outcomes(outcomes: list[StageOutcome]) -> None:
+    width = max([len(o.stage) for o in outcomes] + [5])
+    print("\n" + "stage".ljust(width) + "  status    rows     secs  details")
     for o in outcomes:
         rows = "" if o.rows is None else str(o.rows)
         detail = o.detail
@@ -41,19 +42,49 @@ def _print_outcomes(outcomes: list[pipeline.StageOutcome]) -> None:
                 f"{k}={v}" for k, v in sorted(o.rejects.items()))
         if o.status in ("ran", "skipped"):
             detail = (detail + " " if detail else "") + f"-> {o.output}"
-        print(f"{o.stage.ljust(width)}  {o.status:<8}  {rows:>6}  {detail}")
+        print(f"{o.stage.ljust(width)}  {o.status:<8}  {rows:>6}  {o.seconds:>6.1f}  {detail}")
+
+
+_print_outcomes = print_outcomes  # older name
+
+
+def print_plan(entries: list[execute.PlanEntry]) -> None:
+    width = max([len(e.stage) for e in entries] + [5])
+    for e in entries:
+        print(f"{e.stage.ljust(width)}  {e.action}")
+        for reason in e.reasons:
+            print(f"{'':{width}}    - {reason}")
+
+
+def run_selected(cfg: Config, names: list[str] | None, *, force: bool = False, plan_only: bool = False) -> int:
+    """Plan or run stages by name through the runner; prints the outcome table; returns the exit code."""
+    selected = execute.select_stages(pipeline.PIPELINE, names)
+    if plan_only:
+        entries = execute.plan(cfg, pipeline.PIPELINE, selected, force=force)
+        print_plan(entries)
+        return EXIT_MISSING_INPUTS if any(e.action == "blocked" for e in entries) else 0
+    outcomes = execute.run_stages(cfg, pipeline.PIPELINE, selected, force=force)
+    print_outcomes(outcomes)
+    for o in outcomes:
+        if o.status == "failed":
+            print(f"error: stage {o.stage} failed: {o.detail}", file=sys.stderr)
+        elif o.status == "blocked":
+            print(f"stage {o.stage} cannot run: {o.detail}", file=sys.stderr)
+    return execute.exit_code(outcomes)
 
 
 # -- commands ---------------------------------------------------------------------------------
 
 
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
-    outcomes = pipeline.run_pipeline(cfg, force=args.force, only=args.stages or None)
-    _print_outcomes(outcomes)
-    pending = [o.stage for o in outcomes if o.status == "pending"]
-    print(f"\noutputs under {cfg.out_uri()}")
-    if pending:
-        print(f"pending stages (not implemented yet or waiting for inputs): {', '.join(pending)}")
+    code = run_selected(cfg, args.stages, force=args.force, plan_only=args.plan)
+    if not args.plan:
+        print(f"\noutputs under {cfg.out_uri()}")
+    return code
+
+
+def cmd_graph(cfg: Config, args: argparse.Namespace) -> int:
+    print(pipeline.describe_graph())
     return 0
 
 
@@ -64,15 +95,15 @@ def cmd_sources(cfg: Config, args: argparse.Namespace) -> int:
         for name, fn in sorted(ADAPTERS.items()):
             print(f"{name:12s} {(fn.__doc__ or '').strip().splitlines()[0]}")
         return 0
-    names = ["eval_sets"] if args.eval else ["sources"]
-    outcomes = [pipeline.run_stage(cfg, pipeline.get_stage(n), force=args.force) for n in names]
-    _print_outcomes(outcomes)
-    for n in names:
-        manifest = storage.read_manifest(cfg.out_uri(f"{n}/qa"), cfg.storage)
-        print(f"\n{n}: kept {manifest.rows} rows; quarantined {sum(manifest.rejects.values())}")
-        for src, counts in manifest.extra.get("per_source", {}).items():
-            print(f"  {src}: {json.dumps(counts)}")
-        print(f"  quarantine: {cfg.out_uri(n, 'quarantine')}")
+    name = "eval_sets" if args.eval else "sources"
+    code = run_selected(cfg, [name], force=args.force)
+    if code:
+        return code
+    manifest = storage.read_manifest(cfg.out_uri(f"{name}/qa"), cfg.storage)
+    print(f"\n{name}: kept {manifest.rows} rows; quarantined {sum(manifest.rejects.values())}")
+    for src, counts in manifest.extra.get("per_source", {}).items():
+        print(f"  {src}: {json.dumps(counts)}")
+    print(f"  quarantine: {cfg.out_uri(name, 'quarantine')}")
     return 0
 
 
@@ -86,18 +117,13 @@ def cmd_models(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_kg(cfg: Config, args: argparse.Namespace) -> int:
-    from medreason_dist.kg.ingest import KGFormatError, KGSourceError
-
     if args.source:
         cfg.kg.source = args.source
     if args.out:
         cfg.kg.dir = storage.check_uri(args.out)
-    try:
-        outcome = pipeline.run_stage(cfg, pipeline.get_stage("kg"), force=args.force)
-    except (KGSourceError, KGFormatError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    _print_outcomes([outcome])
+    code = run_selected(cfg, ["kg"], force=args.force)
+    if code:
+        return code
     for name in ("nodes", "edges", "quarantine"):
         m = storage.read_manifest(cfg.kg_uri(name), cfg.storage)
         print(f"{name:10s} {m.rows:>10d} rows  {cfg.kg_uri(name)}")
@@ -107,37 +133,40 @@ def cmd_kg(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_paths(cfg: Config, args: argparse.Namespace) -> int:
-    from medreason_dist.spark.paths import run_paths
-    from medreason_dist.spark.session import spark_session
+def paths_overrides(nodes=None, edges=None, pairs=None, out=None, max_hops=None, max_paths=None, seed=None,
+                    engine=None) -> list[str]:
+    """``--set`` items that point the paths stage at given datasets and parameters (CLI and spark job)."""
+    from medreason_dist import datasets as D
 
-    nodes = args.nodes or cfg.kg_uri("nodes")
-    edges = args.edges or cfg.kg_uri("edges")
-    pairs = args.pairs or cfg.out_uri("reason", "pairs")
-    out = args.out or cfg.out_uri("reason", "paths")
-    spark = spark_session(cfg.spark.master, app_name=cfg.spark.app_name,
-                          conf={"spark.driver.memory": cfg.spark.driver_memory, **cfg.spark.conf})
-    summary = run_paths(spark, nodes, edges, pairs, out,
-                        max_hops=args.max_hops or cfg.paths.max_hops, max_paths=args.max_paths or cfg.paths.max_paths,
-                        seed=cfg.paths.seed if args.seed is None else args.seed,
-                        engine=args.engine or cfg.paths.engine, options=cfg.storage,
-                        config_hash=cfg.section_hash("paths"))
+    items = [f"run.locations.{ref.name}={storage.check_uri(uri)}"
+             for ref, uri in ((D.KG_NODES, nodes), (D.KG_EDGES, edges), (D.PAIRS, pairs), (D.PATHS, out)) if uri]
+    if out:
+        items.append(f"run.locations.{D.PATHS_PAIR_STATUS.name}={storage.check_uri(out)}_pair_status")
+    for key, value in (("max_hops", max_hops), ("max_paths", max_paths), ("seed", seed), ("engine", engine)):
+        if value is not None:
+            items.append(f"paths.{key}={value}")
+    return items
+
+
+def cmd_paths(cfg: Config, args: argparse.Namespace) -> int:
+    extra = paths_overrides(args.nodes, args.edges, args.pairs, args.out, args.max_hops, args.max_paths, args.seed,
+                            args.engine)
+    cfg = load_config(args.config, args.overrides + extra)
+    code = run_selected(cfg, ["paths"], force=args.force)
+    if code:
+        return code
+    out = cfg.dataset_uri("reason/paths")
     m = storage.read_manifest(out, cfg.storage)
     print(f"paths: {m.rows} rows -> {out}")
     print("pair status: " + json.dumps(m.extra.get("status_counts", {}), sort_keys=True))
     if m.rejects:
         print("rejected input rows: " + json.dumps(m.rejects, sort_keys=True))
-    return 0 if summary is not None else 1
+    return 0
 
 
 def _stages_command(names: list[str]) -> Callable[[Config, argparse.Namespace], int]:
     def run(cfg: Config, args: argparse.Namespace) -> int:
-        outcomes = pipeline.run_pipeline(cfg, force=args.force, only=names)
-        _print_outcomes(outcomes)
-        waiting = [o for o in outcomes if o.status == "pending"]
-        for o in waiting:
-            print(f"{o.stage}: {o.detail}", file=sys.stderr)
-        return EXIT_PENDING if waiting else 0
+        return run_selected(cfg, names, force=args.force)
 
     return run
 
@@ -175,9 +204,11 @@ COMMANDS: dict[str, tuple[str, str, Callable[[Config, argparse.Namespace], int]]
     "report": ("HTML report", "Writes one self-contained HTML file for the run (<run.out>/report/index.html): "
                "stage funnel, path lengths, KG citation share, tokens and cost, SFT loss, evaluation table.",
                _stages_command(["report"])),
-    "run": ("run the whole pipeline", "Runs the registered stages in order, skipping stages whose output "
-            "manifest matches their inputs and config (resume); --force reruns; pending stages are listed.",
-            cmd_run),
+    "run": ("run the whole pipeline", "Runs the stages of pipeline.py in order, skipping stages whose output "
+            "matches their fingerprint (config, models, inputs, code version); --force reruns; --plan only "
+            "says what would run and why.", cmd_run),
+    "graph": ("print the dataset graph", "For every stage: what it reads and what it writes (pipeline.py).",
+              cmd_graph),
 }
 
 
@@ -213,9 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--max-paths", type=int, help="cap per pair; above it a seeded sample (default 50)")
             p.add_argument("--seed", type=int, help="sampling seed (default paths.seed)")
             p.add_argument("--engine", choices=["dataframe", "graphframes"], help="path engine")
+        if name == "paths":
+            p.add_argument("--force", action="store_true", help="rerun even if the output is up to date")
         if name == "run":
             p.add_argument("--force", action="store_true", help="rerun stages even if up to date")
-            p.add_argument("--stages", nargs="*", metavar="STAGE", help="only these stages")
+            p.add_argument("--stages", nargs="+", metavar="STAGE",
+                           help="only these stages (comma- or space-separated): " + ", ".join(
+                               s.name for s in pipeline.PIPELINE))
+            p.add_argument("--plan", action="store_true",
+                           help="print what would run and why (config field, input or code version); run nothing")
     return parser
 
 
@@ -223,24 +260,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(json_lines=args.log_json, verbose=args.verbose)
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     handler = COMMANDS[args.command][2]
     try:
+        cfg = load_config(args.config, args.overrides)
         return handler(cfg, args)
-    except (storage.StorageError, ConfigError, KeyError) as err:
+    except (ConfigError, UsageError, KeyError, storage.UnsafeUriError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, (ConfigError, KeyError, storage.UnsafeUriError)) else 1
-    except Exception as err:
-        from medreason_dist.sources.readers import SourceFileError
-
-        if isinstance(err, SourceFileError):
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        raise
+        return EXIT_USAGE
+    except storage.IncompleteDatasetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_MISSING_INPUTS
+    except storage.StorageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return execute.EXIT_RUNTIME
 
 
 if __name__ == "__main__":

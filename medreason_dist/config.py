@@ -38,10 +38,26 @@ class RunConfig(_Section):
     name: str = "local"
     out: str = Field("./out", description="Root URI for every dataset a run writes.")
     seed: int = 0
+    locations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Put a declared dataset somewhere else than its default place, e.g. "
+                    "{'reason/pairs': 's3://b/pairs'} (any Parquet folder works as an input).")
+    log_dir: str = Field("./logs", description="Local folder for per-run log files (engine and Spark logs).")
+
+    @field_validator("locations")
+    @classmethod
+    def _declared_names(cls, v: dict[str, str]) -> dict[str, str]:
+        from medreason_dist.datasets import BY_NAME
+
+        for name, uri in v.items():
+            if name not in BY_NAME:
+                raise ValueError(f"run.locations: unknown dataset {name!r}; declared: {', '.join(sorted(BY_NAME))}")
+            storage.check_uri(uri)
+        return v
 
 
 class SparkConfig(_Section):
-    master: str = "local[2]"
+    master: str | None = Field("local[2]", description="None: leave the master to spark-submit or the cluster.")
     app_name: str = "medreason_dist"
     driver_memory: str = "4g"
     conf: dict[str, str] = Field(default_factory=dict, description="Extra spark.* settings.")
@@ -100,6 +116,8 @@ class PathsConfig(_Section):
     max_paths: int = Field(50, ge=1)
     seed: int = 0
     engine: Literal["dataframe", "graphframes"] = "dataframe"
+    relation_column: Literal["relation", "display_relation"] = Field(
+        "relation", description="Edge column that labels the steps of a path.")
 
 
 class StepSampling(_Section):
@@ -182,8 +200,10 @@ class Config(_Section):
         return storage.join(base, *parts) if parts else base
 
     def dataset_uri(self, rel: str) -> str:
-        """Where a pipeline dataset lives: ``kg/...`` under the KG root (shared across runs on
-        clusters), everything else under ``run.out``."""
+        """Where a pipeline dataset lives: ``run.locations[rel]`` when set, else ``kg/...`` under the
+        KG root (shared across runs on clusters) and everything else under ``run.out``."""
+        if rel in self.run.locations:
+            return storage.check_uri(self.run.locations[rel])
         if rel == "kg" or rel.startswith("kg/"):
             return self.kg_uri(*rel.split("/")[1:])
         return self.out_uri(rel)
@@ -269,8 +289,14 @@ def _format_errors(err: ValidationError, origin: str, overridden: set[str]) -> s
     return "invalid configuration\n  " + "\n  ".join(lines)
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config, apply ``key=value`` overrides and validate it."""
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None, *,
+                builtin_defaults: bool = False) -> Config:
+    """Load a YAML config, apply ``key=value`` overrides and validate it.
+
+    ``builtin_defaults`` with no ``path``: start from the models' defaults instead of
+    conf/local.yaml (jobs shipped without the repository's conf/ folder)."""
+    if path is None and builtin_defaults:
+        return _validated({}, "<defaults>", overrides)
     cfg_path = Path(path) if path else default_config_path()
     try:
         text = cfg_path.read_text()
@@ -282,6 +308,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
         raise ConfigError(f"{cfg_path}: not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"{cfg_path}: top level must be a mapping of sections")
+    return _validated(data, str(cfg_path), overrides)
+
+
+def _validated(data: dict, origin: str, overrides: list[str] | None) -> Config:
     data = copy.deepcopy(data)
     overridden: set[str] = set()
     for item in overrides or []:
@@ -291,6 +321,6 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
     try:
         return Config.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, str(cfg_path), overridden)) from None
+        raise ConfigError(_format_errors(err, origin, overridden)) from None
     except storage.UnsafeUriError as err:
-        raise ConfigError(f"{cfg_path}: {err}") from None
+        raise ConfigError(f"{origin}: {err}") from None

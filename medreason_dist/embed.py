@@ -49,12 +49,12 @@ def embed_table(table: pa.Table, model_path: str, text_column: str, batch_size: 
     return pa.concat_tables(parts) if parts else table.append_column("vector", pa.array([], pa.list_(pa.float32())))
 
 
-def node_embeddings(nodes_uri: str, kg_uri: str, model_ref: str, model_path: str, *, batch_size: int,
+def node_embeddings(nodes_uri: str, cache_uri: str, model_ref: str, model_path: str, *, batch_size: int,
                     options: storage.StorageOptions | None = None) -> pa.Table:
     """Embeddings of every KG node name, computed once per KG version and model."""
     nodes_manifest = storage.read_manifest(nodes_uri, options)
     key = storage.config_hash_of({"nodes": nodes_manifest.content_hash, "model": model_ref})
-    uri = storage.join(kg_uri, "embeddings", key)
+    uri = storage.join(cache_uri, key)
     if storage.is_committed(uri, options):
         return storage.read_table(uri, options=options)
     nodes = storage.read_table(nodes_uri, columns=["node_id", "name", "type"], options=options)

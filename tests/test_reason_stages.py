@@ -183,7 +183,9 @@ def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
                            fingerprint="f", llm_fn=fake)
     assert ext.output.rows == 3 and ext.output.tokens == {"extract_input": 30, "extract_output": 15}
     link.link_entities(cfg, storage.read_table(out("reason/extract")), nodes_uri=storage.join(kg, "nodes"),
-                       out_uri=out("reason/link"), fingerprint="f", llm_fn=fake)
+                       embeddings_uri=storage.join(kg, "embeddings"), out_uri=out("reason/link"),
+                       choices_uri=out("reason/link_choices"), choices_rejects_uri=out("reason/link_choices_rejects"),
+                       fingerprint="f", llm_fn=fake)
     linked = storage.read_table(out("reason/link"))
     by_id = {r["id"]: json.loads(r["links_json"]) for r in linked.to_pylist()}
     assert {x["method"] for x in by_id[QA.column("id")[0].as_py()]} == {"exact"}
@@ -200,7 +202,9 @@ def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
     storage.write_table(out("reason/paths"), paths, stage="paths")
     cfg.reason.keep_paths_per_group = 2
     prune.prune_paths(cfg, storage.read_table(out("reason/reformat")), paths_uri=out("reason/paths"),
-                      nodes_uri=storage.join(kg, "nodes"), out_uri=out("reason/prune"), fingerprint="f", llm_fn=fake)
+                      nodes_uri=storage.join(kg, "nodes"), out_uri=out("reason/prune"),
+                      choices_uri=out("reason/prune_choices"), choices_rejects_uri=out("reason/prune_choices_rejects"),
+                      fingerprint="f", llm_fn=fake)
     pruned = {r["id"]: r for r in storage.read_table(out("reason/prune")).to_pylist()}
     assert pruned[QA.column("id")[0].as_py()]["n_kept_paths"] == 2
     assert pruned[QA.column("id")[2].as_py()]["n_kept_paths"] == 0
@@ -212,7 +216,9 @@ def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
     assert fake.calls == calls_before + 1
     assert gen.output.rows == 2 and gen.rejects.rejects == {"no_path": 1}
     results = verify.verify_rows(cfg, storage.read_table(out("reason/generate")), out_uri=out("reason/verified"),
-                                 rejects_uri=out("reason/verify_rejects"), fingerprint="f", llm_fn=fake)
+                                 rejects_uri=out("reason/verify_rejects"),
+                                 free_out_uri=out("reason/verified_free_text"),
+                                 free_rejects_uri=out("reason/verify_rejects_free_text"), fingerprint="f", llm_fn=fake)
     kept = storage.read_table(out("reason/verified"))
     assert kept.column("id").to_pylist() == [QA.column("id")[0].as_py()]  # gold A matches, gold B does not
     assert results[0].rejects.rejects == {"answer_mismatch": 1}

@@ -46,6 +46,8 @@ __all__ = [
 class KGSourceError(RuntimeError):
     """The kg.csv source could not be fetched or opened (HTTP error, missing file, truncation)."""
 
+    exit_code = 2  # the config names a source that is not there: a usage error, not a crash
+
 
 def _is_url(source: str) -> bool:
     return source.lower().startswith(("http://", "https://"))

@@ -22,18 +22,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 
-# Main datasets in pipeline order (relative to the run root), with a label for the funnel.
 def pipeline_datasets() -> list[tuple[str, str]]:
-    """(main dataset, stage name) in pipeline order, taken from the stage registry itself."""
-    from medreason_dist.pipeline import STAGES
+    """(main dataset, stage name) in pipeline order, from the dataset declarations."""
+    from medreason_dist.datasets import KG_EDGES, MAIN_OUTPUTS
 
     out = []
-    for stage in STAGES:
-        if stage.name == "report":
+    for ref in MAIN_OUTPUTS:
+        if ref.owner == "report":
             continue
-        out.append((stage.output, stage.name if stage.name != "kg" else "kg (nodes)"))
-        if stage.name == "kg":
-            out.append(("kg/edges", "kg (edges)"))
+        out.append((ref.name, ref.owner if ref.owner != "kg" else "kg (nodes)"))
+        if ref.owner == "kg":
+            out.append((KG_EDGES.name, "kg (edges)"))
     return out
 
 
@@ -51,7 +50,7 @@ FUNNEL_LABELS = ["sources", "extract", "link", "reformat", "prune", "generate", 
 CITE_LIST_COLUMNS = ("paths_used", "kg_paths", "used_paths", "paths", "cited_paths")
 CITE_FLAG_COLUMNS = ("cites_kg_path", "has_path", "grounded")
 PATHLESS_FLAG_COLUMNS = ("pathless",)
-LOSS_DATASETS = ("train/loss", "train/metrics")
+LOSS_DATASETS = ("train/loss",)
 
 
 class Prices(BaseModel):

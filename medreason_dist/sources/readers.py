@@ -21,7 +21,9 @@ Record = tuple[int, "dict | BadRow", str]
 
 
 class SourceFileError(RuntimeError):
-    pass
+    """A configured source file is missing or unreadable; the message names it."""
+
+    exit_code = 2  # the config names a file that is not there: a usage error, not a crash
 
 
 def _format_for(spec: SourceSpec, path: str) -> str:

@@ -42,7 +42,7 @@ def eval_rows(qa: pa.Table, limit_per_benchmark: int | None) -> pa.Table:
 
 
 def evaluate_models(cfg: Config, eval_qa: pa.Table, models: dict[str, str], *, results_uri: str, items_uri: str,
-                    raw_uri: str, fingerprint: str, llm_fn: LlmFn) -> storage.Manifest:
+                    raw_uri: str, fingerprint: str, llm_fn: LlmFn, force: bool = False) -> storage.Manifest:
     rows = eval_rows(eval_qa, cfg.eval.limit_per_benchmark)
     sampling = StepSampling(temperature=0.0, max_tokens=cfg.eval.max_tokens)  # greedy
     by_key = {r["key"]: r for r in rows.to_pylist()}
@@ -52,7 +52,7 @@ def evaluate_models(cfg: Config, eval_qa: pa.Table, models: dict[str, str], *, r
         res = run_llm_rows(cfg, llm_fn, rows, step=STEP, prompt=eval_prompt, output_model=None, sampling=sampling,
                            settings=cfg.llm.model_copy(update={"model": ref}),
                            out_uri=storage.join(raw_uri, name), rejects_uri=storage.join(raw_uri, name + "_errors"),
-                           stage=f"eval.{name}", fingerprint=storage.config_hash_of([fingerprint, name, ref]))
+                           stage=f"eval.{name}", fingerprint=storage.config_hash_of([fingerprint, name, ref]), force=force)
         for k, v in res.output.tokens.items():
             tokens[f"{name}.{k}"] = v
         for r in storage.read_table(storage.join(raw_uri, name), options=cfg.storage).to_pylist():

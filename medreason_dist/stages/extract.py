@@ -14,10 +14,10 @@ STEP = "extract"
 
 
 def extract_entities(cfg: Config, qa: pa.Table, *, out_uri: str, rejects_uri: str, fingerprint: str,
-                     llm_fn: LlmFn) -> ResumableResult:
+                     llm_fn: LlmFn, force: bool = False) -> ResumableResult:
     rows = qa_for_llm(qa)
     if cfg.reason.limit:
         rows = rows.slice(0, cfg.reason.limit)
     return run_llm_rows(cfg, llm_fn, rows, step=STEP, prompt=extract_prompt, output_model=ExtractedEntities,
                         sampling=cfg.reason.extract, out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP,
-                        fingerprint=fingerprint)
+                        fingerprint=fingerprint, force=force)

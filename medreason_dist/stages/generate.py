@@ -87,11 +87,11 @@ def _finalize(table: pa.Table) -> pa.Table:
 
 
 def generate_reasoning(cfg: Config, pruned: pa.Table, *, out_uri: str, rejects_uri: str, fingerprint: str,
-                       llm_fn: LlmFn) -> ResumableResult:
+                       llm_fn: LlmFn, force: bool = False) -> ResumableResult:
     return run_llm_rows(
         cfg, llm_fn, pruned, step=STEP, prompt=_prompt(cfg.reason.allow_pathless), output_model=GeneratedReasoning,
         sampling=cfg.reason.generate, out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP,
-        fingerprint=fingerprint, finalize=_finalize,
+        fingerprint=fingerprint, finalize=_finalize, force=force,
         extra={"allow_pathless": cfg.reason.allow_pathless,
                "rows_with_paths": int(sum(1 for n in pruned.column("n_kept_paths").to_pylist() if n))},
     )

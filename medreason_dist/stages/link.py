@@ -91,15 +91,16 @@ def candidate_links(entities: pa.Table, nodes: pa.Table, node_vectors: pa.Table,
     return decisions
 
 
-def link_entities(cfg: Config, extracted: pa.Table, *, nodes_uri: str, out_uri: str, fingerprint: str,
-                  llm_fn: LlmFn) -> storage.Manifest:
+def link_entities(cfg: Config, extracted: pa.Table, *, nodes_uri: str, embeddings_uri: str, out_uri: str,
+                  choices_uri: str, choices_rejects_uri: str, fingerprint: str, llm_fn: LlmFn,
+                  force: bool = False) -> storage.Manifest:
     from medreason_dist.models import resolve_model
 
     opts = cfg.storage
     entities = explode_entities(extracted)
     nodes = storage.read_table(nodes_uri, columns=["node_id", "name", "name_norm", "type"], options=opts)
     model_path = resolve_model(cfg.models.embedder, cfg.models.cache_dir, storage_options=opts)
-    node_vectors = node_embeddings(nodes_uri, cfg.kg_uri(), cfg.models.embedder, model_path,
+    node_vectors = node_embeddings(nodes_uri, embeddings_uri, cfg.models.embedder, model_path,
                                    batch_size=cfg.reason.embed_batch_size, options=opts)
     if entities.num_rows:
         embedded = embed_table(entities.select(["key", "entity_name"]), model_path, "entity_name",
@@ -117,7 +118,6 @@ def link_entities(cfg: Config, extracted: pa.Table, *, nodes_uri: str, out_uri: 
 
     # The unclear ones: the LLM picks one candidate or none (resumable per entity).
     ask = [i for i, d in enumerate(decisions) if d["method"] == "llm"]
-    choices_uri = out_uri.rstrip("/") + "_choices"  # sibling dataset: reason/link_choices
     choices: dict[str, dict] = {}
     tokens: dict[str, int] = {}
     if ask:
@@ -125,12 +125,12 @@ def link_entities(cfg: Config, extracted: pa.Table, *, nodes_uri: str, out_uri: 
         ask_table = with_column(ask_table, "candidates_json",
                                 [json.dumps(decisions[i]["candidates"]) for i in ask], pa.string())
         res = run_llm_rows(cfg, llm_fn, ask_table, step=STEP, prompt=link_choice_prompt, output_model=LinkChoice,
-                           sampling=rc.link, out_uri=choices_uri, rejects_uri=choices_uri + "_rejects",
-                           stage="link.choice", fingerprint=fingerprint)
+                           sampling=rc.link, out_uri=choices_uri, rejects_uri=choices_rejects_uri,
+                           stage="link.choice", fingerprint=fingerprint, force=force)
         tokens = res.output.tokens
         for r in storage.read_table(choices_uri, options=opts).to_pylist():
             choices[r["key"]] = json.loads(r["link_result"])
-        for r in storage.read_table(choices_uri + "_rejects", options=opts).to_pylist():
+        for r in storage.read_table(choices_rejects_uri, options=opts).to_pylist():
             choices[r["key"]] = {"error": r["reason"]}
 
     links_by_row: dict[str, list[dict]] = defaultdict(list)

@@ -58,8 +58,8 @@ def build_groups(rows: pa.Table, paths: pa.Table, names: dict[int, str], *, max_
     return groups
 
 
-def prune_paths(cfg: Config, rows: pa.Table, *, paths_uri: str, nodes_uri: str, out_uri: str, fingerprint: str,
-                llm_fn: LlmFn) -> storage.Manifest:
+def prune_paths(cfg: Config, rows: pa.Table, *, paths_uri: str, nodes_uri: str, out_uri: str, choices_uri: str,
+                choices_rejects_uri: str, fingerprint: str, llm_fn: LlmFn, force: bool = False) -> storage.Manifest:
     opts, rc = cfg.storage, cfg.reason
     paths = storage.read_table(paths_uri, options=opts)
     nodes = storage.read_table(nodes_uri, columns=["node_id", "name"], options=opts)
@@ -76,10 +76,9 @@ def prune_paths(cfg: Config, rows: pa.Table, *, paths_uri: str, nodes_uri: str, 
     if llm_groups:
         table = pa.Table.from_pylist(llm_groups)
         table = with_column(table, "keep_n", [keep_n] * table.num_rows, pa.int64())
-        choices_uri = out_uri.rstrip("/") + "_choices"
         res = run_llm_rows(cfg, llm_fn, table, step=STEP, prompt=prune_prompt, output_model=PathSelection,
-                           sampling=rc.prune, out_uri=choices_uri, rejects_uri=choices_uri + "_rejects",
-                           stage="prune.choice", fingerprint=fingerprint)
+                           sampling=rc.prune, out_uri=choices_uri, rejects_uri=choices_rejects_uri,
+                           stage="prune.choice", fingerprint=fingerprint, force=force)
         tokens = res.output.tokens
         for g in storage.read_table(choices_uri, options=opts).to_pylist():
             options_ = json.loads(g["paths_json"])
@@ -87,7 +86,7 @@ def prune_paths(cfg: Config, rows: pa.Table, *, paths_uri: str, nodes_uri: str, 
             if not picks:
                 errors["no_valid_selection"] += 1
             kept[g["id"]].extend(options_[i - 1] for i in picks[:keep_n])
-        for r in storage.read_table(choices_uri + "_rejects", options=opts).to_pylist():
+        for r in storage.read_table(choices_rejects_uri, options=opts).to_pylist():
             errors[r["reason"]] += 1
     ids = rows.column("id").to_pylist()
     out = with_column(rows, "kept_paths_json", [json.dumps(kept.get(i, [])) for i in ids], pa.string())

@@ -33,7 +33,7 @@ def entity_pairs(links: list[dict]) -> list[dict]:
 
 
 def reformat_rows(cfg: Config, linked: pa.Table, *, out_uri: str, rejects_uri: str, pairs_uri: str,
-                  fingerprint: str, llm_fn: LlmFn) -> ResumableResult:
+                  fingerprint: str, llm_fn: LlmFn, force: bool = False) -> ResumableResult:
     q_names, a_names, pairs_col = [], [], []
     all_pairs: dict[str, dict] = {}
     for links_json in linked.column("links_json").to_pylist():
@@ -54,4 +54,4 @@ def reformat_rows(cfg: Config, linked: pa.Table, *, out_uri: str, rejects_uri: s
                         stage="reformat.pairs", config_hash=fingerprint, options=cfg.storage)
     return run_llm_rows(cfg, llm_fn, rows, step=STEP, prompt=reformat_prompt, output_model=Reformatted,
                         sampling=cfg.reason.reformat, out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP,
-                        fingerprint=fingerprint, extra={"unique_pairs": len(all_pairs)})
+                        fingerprint=fingerprint, extra={"unique_pairs": len(all_pairs)}, force=force)

@@ -90,13 +90,16 @@ def run_resumable(
     token_columns: dict[str, str] | None = None,
     extra: dict | None = None,
     finalize: Callable[[pa.Table], pa.Table] | None = None,
+    force: bool = False,
 ) -> ResumableResult:
-    """Process ``rows`` with ``process`` unless already done; commit output + rejects."""
+    """Process ``rows`` with ``process`` unless already done (``force``: redo all); commit output + rejects."""
     import ray
 
     if rows.num_rows and len(set(rows.column(key).to_pylist())) != rows.num_rows:
         raise ValueError(f"stage {stage}: input column {key!r} is not unique")
-    if _already_committed(out_uri, rejects_uri, fingerprint, options):
+    if force:  # recompute every row: saved progress and a committed output do not count
+        storage.delete_dir(storage.join(out_uri, ".progress"), options)
+    elif _already_committed(out_uri, rejects_uri, fingerprint, options):
         out, rej = storage.read_manifest(out_uri, options), storage.read_manifest(rejects_uri, options)
         log.info("stage %s: already committed with this fingerprint", stage)
         return ResumableResult(out, rej, rows.num_rows, 0)

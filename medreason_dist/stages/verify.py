@@ -51,20 +51,20 @@ def _compare(kind: str):
     return finalize
 
 
-def verify_rows(cfg: Config, generated: pa.Table, *, out_uri: str, rejects_uri: str, fingerprint: str,
-                llm_fn: LlmFn) -> list[ResumableResult]:
+def verify_rows(cfg: Config, generated: pa.Table, *, out_uri: str, rejects_uri: str, free_out_uri: str,
+                free_rejects_uri: str, fingerprint: str, llm_fn: LlmFn, force: bool = False) -> list[ResumableResult]:
     rows = with_column(generated, "reasoning_without_conclusion",
                        [strip_conclusion(t) for t in generated.column("generate_result").to_pylist()], pa.string())
     mc_mask = pc.invert(pc.is_null(rows.column("answer_idx")))
     results = []
-    for kind, mask, prompt, model in (("mc", mc_mask, verify_prompt, ChosenOption),
-                                      ("free", pc.invert(mc_mask), verify_free_text_prompt, JudgeVerdict)):
+    for kind, mask, prompt, model, out, rejects in (
+            ("mc", mc_mask, verify_prompt, ChosenOption, out_uri, rejects_uri),
+            ("free", pc.invert(mc_mask), verify_free_text_prompt, JudgeVerdict, free_out_uri, free_rejects_uri)):
         part = rows.filter(mask)
-        suffix = "" if kind == "mc" else "_free_text"
         results.append(run_llm_rows(
             cfg, llm_fn, part, step=STEP, prompt=prompt, output_model=model, sampling=cfg.reason.verify,
-            out_uri=out_uri + suffix, rejects_uri=rejects_uri + suffix,
-            stage=STEP if kind == "mc" else STEP + ".free_text", fingerprint=fingerprint, finalize=_compare(kind),
+            out_uri=out, rejects_uri=rejects, stage=STEP if kind == "mc" else STEP + ".free_text",
+            fingerprint=fingerprint, finalize=_compare(kind), force=force,
         ))
     return results
 
@@ -97,3 +97,51 @@ def export_jsonl(table: pa.Table, uri: str, options=None) -> None:
             "provenance": json.loads(r["provenance_json"]),
         }, ensure_ascii=False))
     storage.write_bytes(uri, ("\n".join(lines) + ("\n" if lines else "")).encode(), options)
+
+
+def collect_rejects(ctx) -> pa.Table:
+    """Every QA row a reasoning stage dropped, with its stage and reason."""
+    from medreason_dist.datasets import REASON_REJECTS
+    from medreason_dist.stages.resumable import REJECT_SCHEMA
+
+    tables = [ctx.read(ref).cast(REJECT_SCHEMA) for ref in REASON_REJECTS]
+    return pa.concat_tables(tables) if tables else REJECT_SCHEMA.empty_table()
+
+
+def _sum_counts(counts: list[dict[str, int]]) -> dict[str, int]:
+    # A loop, not Counter addition: Counter drops zero counts, which the manifest keeps.
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+def verify_and_build_sft(ctx, *, llm_fn: LlmFn) -> storage.Manifest:
+    """The verify stage: verify both kinds of rows, build the SFT dataset (+ JSONL), gather all
+    rejects of the reasoning stages. ``ctx`` is the runner's StageContext."""
+    from collections import Counter
+
+    from medreason_dist import datasets as D
+    from medreason_dist.stages.generate import cites_path
+
+    cfg, opts = ctx.config, ctx.options
+    results = verify_rows(cfg, ctx.read(D.GENERATE), out_uri=ctx.uri(D.VERIFIED), rejects_uri=ctx.uri(D.VERIFY_REJECTS),
+                          free_out_uri=ctx.uri(D.VERIFIED_FREE_TEXT),
+                          free_rejects_uri=ctx.uri(D.VERIFY_REJECTS_FREE_TEXT), fingerprint=ctx.fingerprint,
+                          llm_fn=llm_fn, force=ctx.force)
+    verified = pa.concat_tables([ctx.read(D.VERIFIED), ctx.read(D.VERIFIED_FREE_TEXT)], promote_options="permissive")
+    sft = build_sft(cfg, verified, ctx.fingerprint)
+    jsonl_uri = storage.join(ctx.uri(D.SFT_JSONL), "sft.jsonl")
+    export_jsonl(sft, jsonl_uri, opts)
+    all_rejects = collect_rejects(ctx)
+    storage.write_table(ctx.uri(D.REJECTS), all_rejects, stage="reason.rejects", config_hash=ctx.fingerprint,
+                        rejects=dict(Counter(all_rejects.column("reason").to_pylist())), options=opts)
+    citing = sum(cites_path(r["reasoning"], r["paths_used_json"]) for r in sft.to_pylist())
+    return storage.write_table(
+        ctx.uri(D.SFT), sft, stage="verify", config_hash=ctx.fingerprint,
+        rejects=_sum_counts([r.rejects.rejects for r in results]),
+        tokens=_sum_counts([r.output.tokens for r in results]),
+        extra={"rows_in": sum(r.output.extra.get("rows_in", 0) for r in results), "citing_path_rows": int(citing),
+               "pathless_rows": int(sum(sft.column("pathless").to_pylist())), "jsonl": jsonl_uri},
+        options=opts)

@@ -1,0 +1,101 @@
+"""Every dataset the pipeline reads or writes, declared once: name, kind, owner stage.
+
+A name is also the dataset's place: ``kg/...`` under the KG root (``kg.dir``, shared across runs
+on clusters), everything else under ``run.out``; ``run.locations`` can point any name elsewhere
+(e.g. the paths job reading pairs some other tool wrote). Stages refer to these objects, never
+to path strings, and the runner refuses any dataset a stage did not declare
+(:mod:`medreason_dist.runner.contract`). The report and the CLI take names from here too.
+
+Kinds:
+  dataset  Parquet + manifest (:mod:`medreason_dist.storage`); opens in any Parquet reader
+  folder   a folder of datasets keyed at run time (per model, per embedder)
+  file     one file (the JSONL export, the HTML report)
+  model    a Hugging Face model folder
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["dataset", "folder", "file", "model"]
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    name: str
+    owner: str  # the one stage that writes it
+    description: str
+    kind: Kind = "dataset"
+    main: bool = False  # the owner's main output: its manifest carries the stage's fingerprint
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _d(name: str, owner: str, description: str, kind: Kind = "dataset", main: bool = False) -> DatasetRef:
+    return DatasetRef(name, owner, description, kind, main)
+
+
+SOURCES_QA = _d("sources/qa", "sources", "QA rows of the training sources, one schema", main=True)
+SOURCES_QUARANTINE = _d("sources/quarantine", "sources", "source rows that could not be used, with file, row, reason")
+EVAL_QA = _d("eval_sets/qa", "eval_sets", "evaluation benchmarks, one schema", main=True)
+EVAL_QUARANTINE = _d("eval_sets/quarantine", "eval_sets", "evaluation rows that could not be used")
+
+KG_NODES = _d("kg/nodes", "kg", "PrimeKG nodes (node_id, name, type, ...)", main=True)
+KG_EDGES = _d("kg/edges", "kg", "PrimeKG edges, each undirected edge once")
+KG_QUARANTINE = _d("kg/quarantine", "kg", "kg.csv lines that could not be used, with line number and reason")
+KG_EMBEDDINGS = _d("kg/embeddings", "link", "node-name vectors, one dataset per embedder (a cache)", "folder")
+
+EXTRACT = _d("reason/extract", "extract", "entities of each question and answer", main=True)
+EXTRACT_REJECTS = _d("reason/extract_rejects", "extract", "rows extraction could not handle")
+LINK = _d("reason/link", "link", "entities linked to KG nodes", main=True)
+LINK_CHOICES = _d("reason/link_choices", "link", "LLM choices among embedding candidates")
+LINK_CHOICES_REJECTS = _d("reason/link_choices_rejects", "link", "candidate sets the LLM could not choose from")
+REFORMAT = _d("reason/reformat", "reformat", "description, conclusion and entity pairs per question", main=True)
+REFORMAT_REJECTS = _d("reason/reformat_rejects", "reformat", "rows reformat could not handle")
+PAIRS = _d("reason/pairs", "reformat", "unique (question node, answer node) pairs of the run")
+PATHS = _d("reason/paths", "paths", "all shortest KG paths per pair", main=True)
+PATHS_PAIR_STATUS = _d("reason/paths_pair_status", "paths", "why each pair has or has no paths")
+PRUNE = _d("reason/prune", "prune", "the most relevant paths per question", main=True)
+PRUNE_CHOICES = _d("reason/prune_choices", "prune", "LLM path choices per (start, end) group")
+PRUNE_CHOICES_REJECTS = _d("reason/prune_choices_rejects", "prune", "path groups the LLM could not rank")
+GENERATE = _d("reason/generate", "generate", "grounded chains of thought", main=True)
+GENERATE_REJECTS = _d("reason/generate_rejects", "generate", "rows generation could not handle")
+VERIFIED = _d("reason/verified", "verify", "multiple-choice rows whose reasoning re-answers gold")
+VERIFY_REJECTS = _d("reason/verify_rejects", "verify", "multiple-choice rows that failed verification")
+VERIFIED_FREE_TEXT = _d("reason/verified_free_text", "verify", "free-text rows the judge accepted")
+VERIFY_REJECTS_FREE_TEXT = _d("reason/verify_rejects_free_text", "verify", "free-text rows the judge refused")
+SFT = _d("reason/sft", "verify", "the SFT dataset: verified, KG-grounded reasoning", main=True)
+SFT_JSONL = _d("reason/sft_jsonl", "verify", "the SFT dataset as JSONL (sft.jsonl)", "file")
+REJECTS = _d("reason/rejects", "verify", "every QA row a reasoning stage dropped, with stage and reason")
+
+SFT_CLEAN = _d("train/sft_clean", "decontaminate", "SFT rows with no overlap with the evaluation sets", main=True)
+DECONTAM_REJECTS = _d("train/decontam_rejects", "decontaminate", "SFT rows dropped for overlap")
+TRAIN_LOSS = _d("train/loss", "sft", "training loss per step (the summary is in its manifest)", main=True)
+TRAIN_MODEL = _d("train/model", "sft", "the fine-tuned model", "model")
+TRAIN_REJECTS = _d("train/rejects", "sft", "training rows not trained on (too long, empty), with reason")
+TRAIN_HISTORY = _d("train/train_history.json", "sft", "loss and learning rate per step", "file")
+TRAIN_SUMMARY = _d("train/_SFT.json", "sft", "what the training run did (tokens, steps, timings)", "file")
+TRAIN_CHECKPOINTS = _d("train/_ray_train", "sft", "Ray Train checkpoints, when sft.storage_path is unset", "folder")
+
+EVAL_RESULTS = _d("eval/results", "eval", "accuracy per model and benchmark with 95% intervals", main=True)
+EVAL_ITEMS = _d("eval/items", "eval", "every answer with its extracted letter")
+EVAL_RAW = _d("eval/raw", "eval", "raw model outputs, one dataset per model", "folder")
+
+REPORT_STATUS = _d("report/status", "report", "where the report was written", main=True)
+REPORT_HTML = _d("report/index.html", "report", "the self-contained HTML report", "file")
+
+ALL: tuple[DatasetRef, ...] = tuple(v for v in dict(globals()).values() if isinstance(v, DatasetRef))
+BY_NAME: dict[str, DatasetRef] = {d.name: d for d in ALL}
+MAIN_OUTPUTS: tuple[DatasetRef, ...] = tuple(d for d in ALL if d.main)  # in pipeline order
+
+# Datasets of dropped rows that the reasoning stages write, gathered into REJECTS by verify.
+REASON_REJECTS = (EXTRACT_REJECTS, REFORMAT_REJECTS, GENERATE_REJECTS, VERIFY_REJECTS, VERIFY_REJECTS_FREE_TEXT)
+
+
+def get(name: str) -> DatasetRef:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; declared: {', '.join(sorted(BY_NAME))}") from None

@@ -1,0 +1,1 @@
+"""The stage runner: contract (what a stage declares), fingerprints, plan and execution."""
