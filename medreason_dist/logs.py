@@ -9,9 +9,17 @@ import sys
 import time
 
 # Values that look like credentials never reach a log line, whatever code logged them.
+# Patterns with two groups keep group 1 (the key) and mask group 2 (the value).
 _SECRET_PATTERNS = [
     re.compile(r"(AKIA|ASIA)[A-Z0-9]{12,}"),
-    re.compile(r"(?i)((?:secret|token|password|api[_-]?key|authorization)\s*[=:]\s*)(\S+)"),
+    # key=value / key: value, also quoted JSON/repr keys ('api_key': 'x'); an auth scheme
+    # after the key ("Authorization: Bearer x") stays visible, the credential does not.
+    re.compile(
+        r"(?i)((?:secret\w*|token|password|passwd|api[_-]?key|authorization)[\"']?\s*[=:]\s*[\"']?"
+        r"(?:(?:bearer|basic|token)\s+)?)([^\s\"']+)"
+    ),
+    # A bearer credential anywhere, e.g. inside a header dict: "Bearer abc" -> "Bearer ***".
+    re.compile(r"(?i)(\bbearer\s+)([^\s\"',;}\]]+)"),
     re.compile(r"sk-[A-Za-z0-9_-]{16,}"),
 ]
 
@@ -23,6 +31,13 @@ def redact(text: str) -> str:
         else:
             text = pattern.sub("***", text)
     return text
+
+
+class RedactingFormatter(logging.Formatter):
+    """A text formatter that masks secrets in the whole output, tracebacks included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class _RedactFilter(logging.Filter):
@@ -48,7 +63,7 @@ class _JsonFormatter(logging.Formatter):
 def setup_logging(json_lines: bool = False, verbose: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RedactFilter())
-    handler.setFormatter(_JsonFormatter() if json_lines else logging.Formatter(
+    handler.setFormatter(_JsonFormatter() if json_lines else RedactingFormatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -42,12 +42,16 @@ def spark_session(
     master: str | None = "local[2]",
     app_name: str = "medreason_dist",
     conf: dict[str, Any] | None = None,
+    *,
+    verbose: bool = False,
 ):
     """Return a (possibly existing) SparkSession.
 
     ``master=None`` leaves the master to ``spark-submit``/the cluster. ``conf`` entries override
     the defaults (e.g. ``{"spark.driver.memory": "8g"}``); driver memory only takes effect when
-    this call starts the JVM, which is the case for local runs from Python.
+    this call starts the JVM, which is the case for local runs from Python. ``verbose=False``
+    sets the JVM's log level to ERROR (WARN when verbose) and keeps py4j's Python logger at
+    WARNING (its INFO/DEBUG lines are one per gateway call).
     """
     from pyspark.sql import SparkSession
 
@@ -79,5 +83,6 @@ def spark_session(
                 spark.conf.set(key, value)
             except Exception as err:  # static SQL conf of an already running session
                 log.debug("could not set %s on the running session: %s", key, err)
-    spark.sparkContext.setLogLevel("WARN")
+    spark.sparkContext.setLogLevel("WARN" if verbose else "ERROR")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     return spark
