@@ -2,13 +2,13 @@
 
 CPU mode (default): the same ~64 SFT examples (MedQA test questions with the gold answer and a
 synthetic reasoning of varied length) trained with and without sequence packing through the
-per-worker loop (single process, packaged SmolLM2-135M). Reports padding fraction and tokens/s
+SFT recipe (``run_recipe``, single process, no Ray, packaged SmolLM2-135M). Reports padding fraction and tokens/s
 for both; the target is padding <= 5% with packing.
 
-GPU mode (``--gpu``): the per-worker loop on a random-initialised Llama in the 8B shape (bf16
+GPU mode (``--gpu``): the recipe on a random-initialised Llama in the 8B shape (bf16
 weights, seq 4096, gradient checkpointing) on one GPU, reporting tokens/s and MFU =
 6 * N_params * tokens/s / peak (989 TFLOP/s dense bf16 for H100 SXM and H200). Shape flags
-(``--layers`` etc.) shrink it for a smoke run; without a GPU the loop falls back to the CPU.
+(``--layers`` etc.) shrink it for a smoke run; without a GPU the recipe falls back to the CPU.
 
     python benchmarks/sft_bench.py                      # CPU packing comparison
     python benchmarks/sft_bench.py --gpu                # 8B-shaped Llama on one GPU
@@ -71,8 +71,8 @@ def cpu_bench(args) -> dict:
 
     from medreason_dist.models import prepare_smollm2
     from medreason_dist.train.data import SftDataset, load_tokenizer
-    from medreason_dist.train.loop import train_loop
-    from medreason_dist.train.settings import SftConfig
+    from medreason_dist.train.recipe import run_recipe
+    from medreason_dist.train.settings import RecipeConfig, SftConfig
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     model_dir = str(prepare_smollm2(args.model_cache))
@@ -93,7 +93,8 @@ def cpu_bench(args) -> dict:
                         grad_accum=1, max_steps=args.steps, lr=1e-5, warmup_ratio=0.0, seed=args.seed,
                         checkpoint_every_steps=10_000)
         started = time.monotonic()
-        out = train_loop({"sft": cfg.model_dump(mode="json"), "model_path": model_dir, "sequences": data.sequences})
+        out = run_recipe(RecipeConfig(sft=cfg, model={"path": model_dir},
+                                      data={"kind": "inline", "sequences": data.sequences}))
         result[name] = {
             "sequences": len(data), "micro_batch_size": batch,
             "padding_fraction_epoch": round(data.padding_fraction(batch), 4),
@@ -135,8 +136,8 @@ def random_packed_sequences(n: int, seq: int, vocab: int, seed: int) -> list[dic
 def gpu_bench(args) -> dict:
     import torch
 
-    from medreason_dist.train.loop import train_loop
-    from medreason_dist.train.settings import SftConfig
+    from medreason_dist.train.recipe import run_recipe
+    from medreason_dist.train.settings import RecipeConfig, SftConfig
 
     on_gpu = torch.cuda.is_available()
     device_name = torch.cuda.get_device_name(0) if on_gpu else "cpu"
@@ -149,8 +150,8 @@ def gpu_bench(args) -> dict:
                     warmup_ratio=0.0, use_gpu=True, checkpoint_every_steps=10_000, seed=args.seed,
                     attn_implementation=args.attn)
     sequences = random_packed_sequences(args.steps * args.micro_batch, args.seq, args.vocab, args.seed)
-    out = train_loop({"sft": cfg.model_dump(mode="json"), "model_config": llama_shape(args), "pad_id": 0,
-                      "sequences": sequences})
+    out = run_recipe(RecipeConfig(sft=cfg, model={"random_init": llama_shape(args), "pad_id": 0},
+                                  data={"kind": "inline", "sequences": sequences}))
     tokens_per_s = _median_after_warmup(out["history"], "tokens_per_s", warmup=2)  # allocator/kernels warm up
     n_params = out["n_params"]
     flops_per_token = 6 * n_params

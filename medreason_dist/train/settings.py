@@ -1,14 +1,19 @@
-"""Typed settings for supervised fine-tuning (the ``sft`` config section).
+"""Typed settings for supervised fine-tuning.
 
-The same object drives the single-process loop, the Ray Train job and the benchmark, so
-every knob that changes the result lives here and nowhere else.
+``SftConfig`` is the ``sft`` config section: every knob that changes the result lives there
+and nowhere else. ``RecipeConfig`` is what one run of the recipe (``train/recipe.py``) needs:
+the ``SftConfig`` plus where the model, the data and the outputs are, the storage options and
+how the workers are launched. The Ray Train driver builds it and sends ``model_dump()``; each
+worker validates it back, so a wrong key fails with the key's name on both sides.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from medreason_dist.storage import StorageOptions, check_uri
 
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -95,3 +100,141 @@ class SftConfig(_Strict):
         if self.fail_at_step is not None and self.max_steps is not None and self.fail_at_step > self.max_steps:
             raise ValueError("fail_at_step must not exceed max_steps")
         return self
+
+
+# --------------------------------------------------------------------------------------------
+# The recipe's config: SftConfig + the per-run values
+
+
+class RecipeConfigError(ValueError):
+    """An invalid recipe config; the message names every offending key."""
+
+
+class WorldConfig(_Strict):
+    launcher: Literal["local", "ray_train"] = Field(
+        "local", description="local: one process, no Ray; ray_train: a Ray Train worker (rank/size from Ray)."
+    )
+    num_workers: int = Field(1, ge=1, description="Expected world size; checked against the launcher's.")
+
+    @model_validator(mode="after")
+    def _single_local(self) -> "WorldConfig":
+        if self.launcher == "local" and self.num_workers != 1:
+            raise ValueError("world.num_workers must be 1 with world.launcher 'local'")
+        return self
+
+
+class ModelSource(_Strict):
+    path: str | None = Field(None, description="Model folder or hub id; default: resolve sft.model here.")
+    random_init: dict[str, Any] | None = Field(
+        None, description="transformers config kwargs (AutoConfig.for_model) of a randomly initialised model."
+    )
+    tokenizer_path: str | None = Field(None, description="Tokenizer folder; default: the model folder.")
+    pad_id: int | None = Field(None, ge=0, description="Padding token id; default: the tokenizer's pad/eos id.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelSource":
+        if self.path is not None and self.random_init is not None:
+            raise ValueError("give model.path or model.random_init, not both")
+        if self.random_init is not None and self.tokenizer_path is None and self.pad_id is None:
+            raise ValueError("model.random_init without model.tokenizer_path needs model.pad_id")
+        return self
+
+
+class PackedSequence(_Strict):
+    """One training sequence: examples back to back, positions restarting at each example."""
+
+    input_ids: list[int] = Field(min_length=1)
+    labels: list[int]
+    position_ids: list[int]
+    n_examples: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "PackedSequence":
+        if not len(self.input_ids) == len(self.labels) == len(self.position_ids):
+            raise ValueError("input_ids, labels and position_ids must have the same length")
+        return self
+
+
+class InlineData(_Strict):
+    kind: Literal["inline"] = "inline"
+    sequences: list[PackedSequence] = Field(min_length=1, description="Ready sequences (tests, benchmarks).")
+
+
+class DatasetData(_Strict):
+    kind: Literal["dataset"] = "dataset"
+    uri: str = Field(description="Committed SFT dataset; tokenized and packed in this process.")
+
+    @field_validator("uri")
+    @classmethod
+    def _safe_uri(cls, value: str) -> str:
+        return check_uri(value)
+
+
+class RayShardData(_Strict):
+    kind: Literal["ray_shard"] = "ray_shard"
+    sequences_per_worker: int = Field(ge=1, description="Rows of each worker's equal shard (the driver counts).")
+
+
+DataSource = Annotated[Union[InlineData, DatasetData, RayShardData], Field(discriminator="kind")]
+
+
+class OutputConfig(_Strict):
+    uri: str | None = Field(None, description="Rank 0 exports model/ and train_history.json here.")
+    checkpoint_uri: str | None = Field(
+        None, description="local launcher: step_NNNNNNNN/ checkpoints go here (ray_train: Ray Train's storage)."
+    )
+    resume_from: str | None = Field(None, description="local launcher: a checkpoint folder to resume from.")
+
+    @field_validator("uri", "checkpoint_uri", "resume_from")
+    @classmethod
+    def _safe_uri(cls, value: str | None) -> str | None:
+        return None if value is None else check_uri(value)
+
+
+class RecipeConfig(_Strict):
+    sft: SftConfig = Field(default_factory=SftConfig)
+    world: WorldConfig = Field(default_factory=WorldConfig)
+    model: ModelSource = Field(default_factory=ModelSource)
+    data: DataSource
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    storage_options: StorageOptions | None = None
+
+    @model_validator(mode="after")
+    def _launcher_fits(self) -> "RecipeConfig":
+        on_ray = self.world.launcher == "ray_train"
+        if on_ray != (self.data.kind == "ray_shard"):
+            raise ValueError("data.kind 'ray_shard' goes with world.launcher 'ray_train' and only with it")
+        if on_ray and (self.output.checkpoint_uri or self.output.resume_from):
+            raise ValueError("output.checkpoint_uri/resume_from are for the local launcher; "
+                             "Ray Train keeps its checkpoints in its RunConfig storage")
+        return self
+
+    @classmethod
+    def parse(cls, data: Any) -> "RecipeConfig":
+        """``model_validate`` that raises :class:`RecipeConfigError` naming each bad key."""
+        if isinstance(data, cls):
+            return data
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise RecipeConfigError(describe_errors(err)) from None
+
+
+_UNION_TAGS = {"inline", "dataset", "ray_shard"}
+
+
+def describe_errors(err: ValidationError) -> str:
+    """One line per error, each naming its dotted key (``sft.lr``, ``data.uri``)."""
+    lines = []
+    for e in err.errors():
+        loc = [str(p) for i, p in enumerate(e["loc"]) if not (i > 0 and e["loc"][i - 1] == "data" and p in _UNION_TAGS)]
+        key = ".".join(loc)
+        if not key:
+            lines.append(e["msg"].removeprefix("Value error, "))
+        elif e["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'")
+        elif e["type"] == "missing":
+            lines.append(f"missing required key '{key}'")
+        else:
+            lines.append(f"key '{key}': {e['msg']}")
+    return "invalid recipe config\n  " + "\n  ".join(lines)

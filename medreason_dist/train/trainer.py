@@ -3,7 +3,8 @@
 Flow:
   SFT dataset (committed Parquet or an in-memory table)
    -> Ray Data: tokenize (rejects keep a reason) -> pack (or not) -> shuffle -> materialize
-   -> TorchTrainer(train_loop) with datasets={"train": ...}; every worker reads its equal shard
+   -> TorchTrainer(train_worker) with datasets={"train": ...}; every worker validates the
+      RecipeConfig the driver sent, runs the recipe (train/recipe.py) on its equal shard
    -> rank 0 exports <out>/model (HF folder, LoRA merged on request) + <out>/train_history.json
    -> the driver writes <out>/rejects (dataset) and <out>/_SFT.json (written last).
 
@@ -26,19 +27,18 @@ import pyarrow.compute as pc
 
 from medreason_dist import storage
 from medreason_dist.train.data import SFT_COLUMNS, pack_examples, tokenize_rows, load_tokenizer, unpacked_examples
-from medreason_dist.train.loop import HISTORY_NAME, MODEL_DIRNAME, train_loop
-from medreason_dist.train.settings import SftConfig
+from medreason_dist.train.components import (
+    HISTORY_NAME,
+    MODEL_DIRNAME,
+    REJECT_SCHEMA,
+    write_rejects,
+)
+from medreason_dist.train.recipe import train_worker
+from medreason_dist.train.settings import OutputConfig, RayShardData, RecipeConfig, SftConfig, WorldConfig
 
 log = logging.getLogger(__name__)
 
 SUMMARY_NAME = "_SFT.json"
-REJECTS_DIRNAME = "rejects"
-REJECT_SCHEMA = pa.schema([
-    pa.field("row_id", pa.string()),
-    pa.field("question", pa.string()),
-    pa.field("reason", pa.string()),
-    pa.field("detail", pa.string()),
-])
 _TOKENS = pa.list_(pa.int32())
 # Settings that do not change the trained weights; they stay out of the default run name.
 _RUN_NAME_EXCLUDES = {"storage_path", "run_name", "max_failures", "fail_at_step", "log_every_steps",
@@ -203,12 +203,14 @@ def run_sft(data: str | pa.Table, out_uri: str, cfg: SftConfig, storage_options:
     resources = {"CPU": cfg.cpus_per_worker}
     if cfg.use_gpu:
         resources["GPU"] = 1
+    recipe_cfg = RecipeConfig(
+        sft=cfg, world=WorldConfig(launcher="ray_train", num_workers=cfg.num_workers),
+        data=RayShardData(sequences_per_worker=per_worker), output=OutputConfig(uri=out_uri),
+        storage_options=storage_options,
+    )
     trainer = TorchTrainer(
-        train_loop,
-        train_loop_config={
-            "sft": cfg.model_dump(mode="json"), "use_ray": True, "sequences_per_worker": per_worker,
-            "output_uri": out_uri, "storage_options": options_dict,
-        },
+        train_worker,
+        train_loop_config=recipe_cfg.model_dump(mode="json"),  # validated back on each worker
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
@@ -223,8 +225,7 @@ def run_sft(data: str | pa.Table, out_uri: str, cfg: SftConfig, storage_options:
     result = trainer.fit()
 
     history = json.loads(storage.read_bytes(storage.join(out_uri, HISTORY_NAME), storage_options))
-    storage.write_table(storage.join(out_uri, REJECTS_DIRNAME), rejects_table, stage="sft_rejects",
-                        rejects=reject_counts)
+    write_rejects(out_uri, rejects_table, reject_counts, storage_options)
     summary = {
         "model_uri": storage.join(out_uri, MODEL_DIRNAME),
         "history_uri": storage.join(out_uri, HISTORY_NAME),
