@@ -31,9 +31,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
-def print_outcomes(outcomes: list[StageOutcome]) -> None:
+def outcome_lines(outcomes: list[StageOutcome]) -> list[str]:
+    """The end-of-run table."""
     width = max([len(o.stage) for o in outcomes] + [5])
-    print("\n" + "stage".ljust(width) + "  status    rows     secs  details")
+    lines = ["", "stage".ljust(width) + "  status    rows     secs  details"]
     for o in outcomes:
         rows = "" if o.rows is None else str(o.rows)
         detail = o.detail
@@ -42,10 +43,8 @@ def print_outcomes(outcomes: list[StageOutcome]) -> None:
                 f"{k}={v}" for k, v in sorted(o.rejects.items()))
         if o.status in ("ran", "skipped"):
             detail = (detail + " " if detail else "") + f"-> {o.output}"
-        print(f"{o.stage.ljust(width)}  {o.status:<8}  {rows:>6}  {o.seconds:>6.1f}  {detail}")
-
-
-_print_outcomes = print_outcomes  # older name
+        lines.append(f"{o.stage.ljust(width)}  {o.status:<8}  {rows:>6}  {o.seconds:>6.1f}  {detail}")
+    return lines
 
 
 def print_plan(entries: list[execute.PlanEntry]) -> None:
@@ -56,20 +55,50 @@ def print_plan(entries: list[execute.PlanEntry]) -> None:
             print(f"{'':{width}}    - {reason}")
 
 
-def run_selected(cfg: Config, names: list[str] | None, *, force: bool = False, plan_only: bool = False) -> int:
-    """Plan or run stages by name through the runner; prints the outcome table; returns the exit code."""
+def _terminal_stream(stream):
+    """The stream for console lines: None (a copy of the real terminal) when ``stream`` writes to
+    fd 1/2, which the console points at the log file; else the stream itself (an embedding
+    program's or a test's capture buffer)."""
+    try:
+        return None if stream.fileno() in (1, 2) else stream
+    except (AttributeError, OSError, ValueError):
+        return stream
+
+
+def run_selected(cfg: Config, names: list[str] | None, *, force: bool = False, plan_only: bool = False,
+                 verbose: bool = False) -> int:
+    """Plan or run stages by name through the runner; returns the exit code.
+
+    A run owns the terminal through a :class:`RunConsole`: engine, Ray and Spark output goes to
+    ``<run.log_dir>/run-<time>.log``; the terminal shows stage lines, progress and the table."""
+    from medreason_dist.console import RunConsole, default_log_path
+    from medreason_dist.ray_runtime import shutdown_if_started
+
     selected = execute.select_stages(pipeline.PIPELINE, names)
     if plan_only:
         entries = execute.plan(cfg, pipeline.PIPELINE, selected, force=force)
         print_plan(entries)
         return EXIT_MISSING_INPUTS if any(e.action == "blocked" for e in entries) else 0
-    outcomes = execute.run_stages(cfg, pipeline.PIPELINE, selected, force=force)
-    print_outcomes(outcomes)
-    for o in outcomes:
-        if o.status == "failed":
-            print(f"error: stage {o.stage} failed: {o.detail}", file=sys.stderr)
-        elif o.status == "blocked":
-            print(f"stage {o.stage} cannot run: {o.detail}", file=sys.stderr)
+    with RunConsole(default_log_path(cfg.run.log_dir), verbose=verbose, out=_terminal_stream(sys.stdout),
+                    err=_terminal_stream(sys.stderr), report_uncaught=True) as console:
+
+        def finished(o: StageOutcome) -> None:
+            if o.status == "failed":
+                console.stage_failed(o.stage, o.detail)
+            else:
+                console.stage_finished(o.stage, o.status, o.rows, o.seconds, o.detail if o.status != "ran" else "")
+
+        try:
+            outcomes = execute.run_stages(cfg, pipeline.PIPELINE, selected, force=force,
+                                          on_start=lambda s: console.stage_started(s.name, s.summary),
+                                          on_outcome=finished)
+        finally:
+            shutdown_if_started()  # inside the console: Ray's last forwarded logs land in the file
+        for line in outcome_lines(outcomes):
+            console.echo(line)
+        for o in outcomes:
+            if o.status == "blocked":
+                console.echo(f"stage {o.stage} cannot run: {o.detail}", err=True)
     return execute.exit_code(outcomes)
 
 
@@ -77,7 +106,7 @@ def run_selected(cfg: Config, names: list[str] | None, *, force: bool = False, p
 
 
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
-    code = run_selected(cfg, args.stages, force=args.force, plan_only=args.plan)
+    code = run_selected(cfg, args.stages, force=args.force, plan_only=args.plan, verbose=args.verbose)
     if not args.plan:
         print(f"\noutputs under {cfg.out_uri()}")
     return code
@@ -96,7 +125,7 @@ def cmd_sources(cfg: Config, args: argparse.Namespace) -> int:
             print(f"{name:12s} {(fn.__doc__ or '').strip().splitlines()[0]}")
         return 0
     name = "eval_sets" if args.eval else "sources"
-    code = run_selected(cfg, [name], force=args.force)
+    code = run_selected(cfg, [name], force=args.force, verbose=args.verbose)
     if code:
         return code
     manifest = storage.read_manifest(cfg.out_uri(f"{name}/qa"), cfg.storage)
@@ -121,7 +150,7 @@ def cmd_kg(cfg: Config, args: argparse.Namespace) -> int:
         cfg.kg.source = args.source
     if args.out:
         cfg.kg.dir = storage.check_uri(args.out)
-    code = run_selected(cfg, ["kg"], force=args.force)
+    code = run_selected(cfg, ["kg"], force=args.force, verbose=args.verbose)
     if code:
         return code
     for name in ("nodes", "edges", "quarantine"):
@@ -152,7 +181,7 @@ def cmd_paths(cfg: Config, args: argparse.Namespace) -> int:
     extra = paths_overrides(args.nodes, args.edges, args.pairs, args.out, args.max_hops, args.max_paths, args.seed,
                             args.engine)
     cfg = load_config(args.config, args.overrides + extra)
-    code = run_selected(cfg, ["paths"], force=args.force)
+    code = run_selected(cfg, ["paths"], force=args.force, verbose=args.verbose)
     if code:
         return code
     out = cfg.dataset_uri("reason/paths")
@@ -166,7 +195,7 @@ def cmd_paths(cfg: Config, args: argparse.Namespace) -> int:
 
 def _stages_command(names: list[str]) -> Callable[[Config, argparse.Namespace], int]:
     def run(cfg: Config, args: argparse.Namespace) -> int:
-        return run_selected(cfg, names, force=args.force)
+        return run_selected(cfg, names, force=args.force, verbose=args.verbose)
 
     return run
 

@@ -68,8 +68,29 @@ def configure_ray_data(verbose: bool = False) -> None:
             handler.setLevel(level)
 
 
-def ensure_ray(cfg: RayConfig, *, verbose: bool = False) -> None:
+_started_here = False  # True when ensure_ray started the Ray this process uses
+
+
+def shutdown_if_started() -> None:
+    """Stop the Ray that :func:`ensure_ray` started (never a cluster it only joined)."""
+    global _started_here
     import ray
+
+    if _started_here and ray.is_initialized():
+        ray.shutdown()
+    _started_here = False
+
+
+def ensure_ray(cfg: RayConfig, *, verbose: bool | None = None) -> None:
+    """Start or join Ray; ``verbose=None`` follows the run console (quiet without one)."""
+    global _started_here
+    import ray
+
+    if verbose is None:
+        from medreason_dist import console
+
+        active = console.current()
+        verbose = bool(active and active.verbose)
 
     if ray.is_initialized():
         configure_ray_data(verbose)
@@ -87,5 +108,6 @@ def ensure_ray(cfg: RayConfig, *, verbose: bool = False) -> None:
         # Local: bind to loopback; the dashboard is not needed for batch jobs.
         # address="local" always starts a private cluster, never a stale one found on disk.
         ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False, **common)
+        _started_here = True
     configure_ray_data(verbose)
     log.info("ray ready: %s", ray.cluster_resources())

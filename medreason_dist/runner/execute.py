@@ -155,7 +155,8 @@ def run_stage(cfg: Config, stage: Stage, *, force: bool = False) -> StageOutcome
         return StageOutcome(stage.name, "empty", 0, seconds=time.perf_counter() - start, output=output,
                             detail=str(why))
     except Exception as err:  # the runner reports, the entry point decides the exit code
-        log.exception("stage %s failed", stage.name)
+        # The traceback goes to the run log; the console shows the one-line detail.
+        log.info("stage %s failed", stage.name, exc_info=True)
         return StageOutcome(stage.name, "failed", seconds=time.perf_counter() - start, output=output,
                             detail=f"{type(err).__name__}: {err}", exit_code=_exit_code_of(err))
     seconds = time.perf_counter() - start
@@ -164,12 +165,14 @@ def run_stage(cfg: Config, stage: Stage, *, force: bool = False) -> StageOutcome
 
 
 def run_stages(cfg: Config, stages: list[Stage], selected: list[str], *, force: bool = False,
-               on_outcome=None) -> list[StageOutcome]:
+               on_start=None, on_outcome=None) -> list[StageOutcome]:
     """Run the selected stages in pipeline order; stop at the first failure."""
     outcomes: list[StageOutcome] = []
     for stage in stages:
         if stage.name not in selected:
             continue
+        if on_start is not None:
+            on_start(stage)
         outcome = run_stage(cfg, stage, force=force)
         outcomes.append(outcome)
         if on_outcome is not None:

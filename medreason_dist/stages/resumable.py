@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from medreason_dist import storage
+from medreason_dist.console import report_progress
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +118,14 @@ def run_resumable(
         # instead of arriving all at once at the end.
         blocks = [todo.slice(i, batch_rows) for i in range(0, todo.num_rows, batch_rows)]
         result = process(ray.data.from_arrow(blocks))
+        done_rows = rows.num_rows - todo.num_rows
+        report_progress(stage, done_rows, rows.num_rows)
         for batch in result.iter_batches(batch_size=batch_rows, batch_format="pyarrow"):
             if batch.num_rows:
                 _write_part(progress, batch, options)
                 parts.append(batch)
+                done_rows += batch.num_rows
+                report_progress(stage, done_rows, rows.num_rows)
     table = pa.concat_tables(parts, promote_options="permissive") if parts else pa.table({key: pa.array([], pa.string())})
     # Keep only keys of this input (a changed input under the same fingerprint is impossible,
     # but a duplicated part after a crash between write and rename is not) and one row per key.
