@@ -79,7 +79,7 @@ def run_extract(ctx: StageContext) -> StageResult:
     from medreason_dist.stages.extract import extract_entities
 
     _ray(ctx.config)
-    res = extract_entities(ctx.config, ctx.read(D.SOURCES_QA), out_uri=ctx.uri(D.EXTRACT),
+    res = extract_entities(ctx.config, ctx.uri(D.SOURCES_QA), out_uri=ctx.uri(D.EXTRACT),
                            rejects_uri=ctx.uri(D.EXTRACT_REJECTS), fingerprint=ctx.fingerprint, llm_fn=_llm_fn(),
                            force=ctx.force)
     return StageResult(res.output, {D.EXTRACT_REJECTS.name: res.rejects})
@@ -136,7 +136,7 @@ def run_generate(ctx: StageContext) -> StageResult:
     from medreason_dist.stages.generate import generate_reasoning
 
     _ray(ctx.config)
-    res = generate_reasoning(ctx.config, ctx.read(D.PRUNE), out_uri=ctx.uri(D.GENERATE),
+    res = generate_reasoning(ctx.config, ctx.uri(D.PRUNE), out_uri=ctx.uri(D.GENERATE),
                              rejects_uri=ctx.uri(D.GENERATE_REJECTS), fingerprint=ctx.fingerprint,
                              llm_fn=_llm_fn(), force=ctx.force)
     return StageResult(res.output, {D.GENERATE_REJECTS.name: res.rejects})

@@ -351,11 +351,14 @@ def commit_attempt(
     extra: dict[str, Any] | None = None,
     schema: pa.Schema | None = None,
     options: StorageOptions | None = None,
+    known_files: list[dict[str, Any]] | None = None,
 ) -> Manifest:
     """Commit the Parquet files under ``attempt_uri`` as the content of dataset ``uri``.
 
     Row counts and schema come from the Parquet footers, so any writer (pyarrow, Spark, Ray
-    workers) can produce the files. See the module docstring for the protocol.
+    workers) can produce the files; ``known_files`` (path relative to the attempt, rows, bytes,
+    sha256, as the workers that wrote them recorded) spares reading those files here. See the
+    module docstring for the protocol.
     """
     uri = check_uri(uri)
     _check_declared(uri, "commit")
@@ -374,15 +377,21 @@ def commit_attempt(
     entries: list[FileEntry] = []
     moves: list[tuple[str, str]] = []
     schemas: list[pa.Schema] = []
+    known = {k["path"]: k for k in known_files or []}
     for index, path in enumerate(sources):
-        meta = pq.read_metadata(path, filesystem=fs)
-        sha, size = _file_sha256(fs, path)
         final = f"part-{tag}-{index:05d}.parquet"
-        entries.append(FileEntry(path=final, rows=meta.num_rows, bytes=size, sha256=sha))
+        recorded = known.get(posixpath.relpath(path, attempt_path))
+        if recorded is not None:
+            entries.append(FileEntry(path=final, rows=recorded["rows"], bytes=recorded["bytes"],
+                                     sha256=recorded["sha256"]))
+        else:
+            meta = pq.read_metadata(path, filesystem=fs)
+            sha, size = _file_sha256(fs, path)
+            entries.append(FileEntry(path=final, rows=meta.num_rows, bytes=size, sha256=sha))
+            schemas.append(meta.schema.to_arrow_schema())
         moves.append((_relative(root, path), final))
-        schemas.append(meta.schema.to_arrow_schema())
     if schema is None:
-        schema = schemas[0]
+        schema = schemas[0] if schemas else pq.read_schema(sources[0], filesystem=fs)
     manifest = Manifest(
         stage=stage,
         rows=sum(e.rows for e in entries),

@@ -64,33 +64,37 @@ def test_kill_mid_stage_then_resume(tmp_path, model_cache):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    progress = out / "reason" / "extract" / ".progress"
+    # A finished shard leaves its completion marker under the output's hidden attempt folder.
+    progress = out / "reason" / "extract" / ".attempts"
     deadline = time.time() + 420
     try:
         while time.time() < deadline:
-            if progress.exists() and any(progress.rglob("part-*.parquet")):
+            if progress.exists() and any(progress.rglob(".done/shard-*.json")):
                 break
             assert proc.poll() is None, "run ended before it could be interrupted"
             time.sleep(0.5)
         else:
-            pytest.fail("no progress part appeared")
+            pytest.fail("no shard completion marker appeared")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
         proc.wait(timeout=60)
     assert not storage.is_committed(str(out / "reason" / "extract"))
-    done_before = sum(1 for _ in progress.rglob("part-*.parquet"))
-    rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
+    done_before = sum(1 for _ in progress.rglob(".done/shard-*.json"))
+    logs = tmp_path / "logs"
+    rerun = subprocess.run(cmd + ["--set", f"run.log_dir={logs}"], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=1500)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     qa_ids = storage.read_table(str(out / "sources" / "qa")).column("id").to_pylist()[:LIMIT]
     kept = storage.read_table(str(out / "reason" / "extract")).column("id").to_pylist()
     rejected = storage.read_table(str(out / "reason" / "extract_rejects")).column("id").to_pylist()
     assert sorted(kept + rejected) == sorted(qa_ids), "each input row exactly once in output or rejects"
-    assert not (out / "reason" / "extract" / ".progress").exists()  # progress parts folded into the commit
+    assert not progress.exists()  # shard files folded into the commit, markers gone with the attempt
     summary = {"kept": len(kept), "rejected": len(rejected), "parts_before_kill": done_before}
     import re
 
-    resumed = re.search(r"stage extract: (\d+) rows, (\d+) already done", rerun.stderr)
-    assert resumed and int(resumed.group(2)) >= done_before >= 1, rerun.stderr[-3000:]
+    log_text = "".join(p.read_text() for p in logs.glob("run-*.log"))
+    resumed = re.search(r"stage extract: (\d+) shards \((\d+) rows\), (\d+) already done", log_text)
+    assert resumed and int(resumed.group(3)) >= done_before >= 1, log_text[-3000:]
     print("accounting after resume:", json.dumps(summary))
 
 

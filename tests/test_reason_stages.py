@@ -179,8 +179,9 @@ def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
         "verify": lambda r: json.dumps({"answer": "A"} if r["answer_idx"] else {"correct": True}),
     })
     out = cfg.out_uri
-    ext = extract_entities(cfg, QA, out_uri=out("reason/extract"), rejects_uri=out("reason/extract_rejects"),
-                           fingerprint="f", llm_fn=fake)
+    storage.write_table(out("sources/qa"), QA, stage="sources")
+    ext = extract_entities(cfg, out("sources/qa"), out_uri=out("reason/extract"),
+                           rejects_uri=out("reason/extract_rejects"), fingerprint="f", llm_fn=fake)
     assert ext.output.rows == 3 and ext.output.tokens == {"extract_input": 30, "extract_output": 15}
     link.link_entities(cfg, storage.read_table(out("reason/extract")), nodes_uri=storage.join(kg, "nodes"),
                        embeddings_uri=storage.join(kg, "embeddings"), out_uri=out("reason/link"),
@@ -211,11 +212,11 @@ def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
     texts = json.loads(pruned[QA.column("id")[0].as_py()]["kept_paths_text_json"])
     assert texts[0].startswith("type 2 diabetes mellitus -[") and texts[0].endswith("metformin")
     calls_before = fake.calls
-    gen = generate.generate_reasoning(cfg, storage.read_table(out("reason/prune")), out_uri=out("reason/generate"),
+    gen = generate.generate_reasoning(cfg, out("reason/prune"), out_uri=out("reason/generate"),
                                       rejects_uri=out("reason/generate_rejects"), fingerprint="f", llm_fn=fake)
     assert fake.calls == calls_before + 1
     assert gen.output.rows == 2 and gen.rejects.rejects == {"no_path": 1}
-    results = verify.verify_rows(cfg, storage.read_table(out("reason/generate")), out_uri=out("reason/verified"),
+    results = verify.verify_rows(cfg, out("reason/generate"), out_uri=out("reason/verified"),
                                  rejects_uri=out("reason/verify_rejects"),
                                  free_out_uri=out("reason/verified_free_text"),
                                  free_rejects_uri=out("reason/verify_rejects_free_text"), fingerprint="f", llm_fn=fake)

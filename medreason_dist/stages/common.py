@@ -72,6 +72,20 @@ def with_column(table: pa.Table, name: str, values: list, type_: pa.DataType) ->
     return table.append_column(name, arr)
 
 
+def run_llm_sharded(cfg: Config, llm_fn: LlmFn, input_uri: str, *, step: str, prompt, output_model,
+                    sampling: StepSampling, out_uri: str, rejects_uri: str, stage: str, fingerprint: str,
+                    settings=None, **kwargs):
+    """One LLM step over a stored dataset, shard by shard on workers (rows never reach the driver)."""
+    from medreason_dist.stages.sharded import run_sharded
+
+    return run_sharded(
+        input_uri=input_uri, process=llm_step(cfg, llm_fn, step=step, prompt=prompt, output_model=output_model,
+                                              sampling=sampling, settings=settings),
+        error_column=f"{step}_error", out_uri=out_uri, rejects_uri=rejects_uri, stage=stage, fingerprint=fingerprint,
+        options=cfg.storage, shard_rows=cfg.reason.batch_rows, token_columns=token_columns(step),
+        light_cpus=(settings or cfg.llm).light_stage_cpus, **kwargs)
+
+
 def run_llm_rows(cfg: Config, llm_fn: LlmFn, rows: pa.Table, *, step: str, prompt, output_model,
                  sampling: StepSampling, out_uri: str, rejects_uri: str, stage: str, fingerprint: str,
                  settings=None, **kwargs):

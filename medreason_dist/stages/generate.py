@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from medreason_dist.config import Config
 from medreason_dist.llm.prompts import generate_prompt
 from medreason_dist.llm.schemas import GeneratedReasoning
-from medreason_dist.stages.common import LlmFn, run_llm_rows, with_column
+from medreason_dist.stages.common import LlmFn, run_llm_sharded, with_column
 from medreason_dist.stages.resumable import ResumableResult
 
 STEP = "generate"
@@ -86,14 +86,18 @@ def _finalize(table: pa.Table) -> pa.Table:
     return with_column(table, "pathless", pc.equal(table.column("n_kept_paths"), 0).to_pylist(), pa.bool_())
 
 
-def generate_reasoning(cfg: Config, pruned: pa.Table, *, out_uri: str, rejects_uri: str, fingerprint: str,
+def _rows_with_paths(table: pa.Table) -> dict[str, int]:
+    return {"rows_with_paths": int(pc.sum(pc.greater(table.column("n_kept_paths"), 0)).as_py() or 0)}
+
+
+def generate_reasoning(cfg: Config, pruned_uri: str, *, out_uri: str, rejects_uri: str, fingerprint: str,
                        llm_fn: LlmFn, force: bool = False) -> ResumableResult:
-    return run_llm_rows(
-        cfg, llm_fn, pruned, step=STEP, prompt=_prompt(cfg.reason.allow_pathless), output_model=GeneratedReasoning,
+    """Reasoning for every row of the pruned dataset at ``pruned_uri``, on workers."""
+    return run_llm_sharded(
+        cfg, llm_fn, pruned_uri, step=STEP, prompt=_prompt(cfg.reason.allow_pathless), output_model=GeneratedReasoning,
         sampling=cfg.reason.generate, out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP,
-        fingerprint=fingerprint, finalize=_finalize, force=force,
-        extra={"allow_pathless": cfg.reason.allow_pathless,
-               "rows_with_paths": int(sum(1 for n in pruned.column("n_kept_paths").to_pylist() if n))},
+        fingerprint=fingerprint, finalize=_finalize, force=force, count_fn=_rows_with_paths,
+        extra={"allow_pathless": cfg.reason.allow_pathless},
     )
 
 

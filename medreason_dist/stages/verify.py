@@ -16,7 +16,7 @@ from medreason_dist import storage
 from medreason_dist.config import Config
 from medreason_dist.llm.prompts import PROMPT_VERSION, verify_free_text_prompt, verify_prompt
 from medreason_dist.llm.schemas import ChosenOption, JudgeVerdict
-from medreason_dist.stages.common import LlmFn, run_llm_rows, with_column
+from medreason_dist.stages.common import LlmFn, run_llm_sharded, with_column
 from medreason_dist.stages.generate import strip_conclusion
 from medreason_dist.stages.resumable import ResumableResult
 from medreason_dist.version import code_version
@@ -51,20 +51,27 @@ def _compare(kind: str):
     return finalize
 
 
-def verify_rows(cfg: Config, generated: pa.Table, *, out_uri: str, rejects_uri: str, free_out_uri: str,
+def _rows_of_kind(table: pa.Table, kind: str) -> pa.Table:
+    """The multiple-choice (``mc``) or free-text rows of a generated batch, ready for the judge."""
+    mc = pc.invert(pc.is_null(table.column("answer_idx")))
+    rows = table.filter(mc if kind == "mc" else pc.invert(mc))
+    return with_column(rows, "reasoning_without_conclusion",
+                       [strip_conclusion(t) for t in rows.column("generate_result").to_pylist()], pa.string())
+
+
+def verify_rows(cfg: Config, generated_uri: str, *, out_uri: str, rejects_uri: str, free_out_uri: str,
                 free_rejects_uri: str, fingerprint: str, llm_fn: LlmFn, force: bool = False) -> list[ResumableResult]:
-    rows = with_column(generated, "reasoning_without_conclusion",
-                       [strip_conclusion(t) for t in generated.column("generate_result").to_pylist()], pa.string())
-    mc_mask = pc.invert(pc.is_null(rows.column("answer_idx")))
+    """Verify the generated dataset at ``generated_uri``: multiple-choice and free-text rows, on workers."""
+    from functools import partial
+
     results = []
-    for kind, mask, prompt, model, out, rejects in (
-            ("mc", mc_mask, verify_prompt, ChosenOption, out_uri, rejects_uri),
-            ("free", pc.invert(mc_mask), verify_free_text_prompt, JudgeVerdict, free_out_uri, free_rejects_uri)):
-        part = rows.filter(mask)
-        results.append(run_llm_rows(
-            cfg, llm_fn, part, step=STEP, prompt=prompt, output_model=model, sampling=cfg.reason.verify,
+    for kind, prompt, model, out, rejects in (
+            ("mc", verify_prompt, ChosenOption, out_uri, rejects_uri),
+            ("free", verify_free_text_prompt, JudgeVerdict, free_out_uri, free_rejects_uri)):
+        results.append(run_llm_sharded(
+            cfg, llm_fn, generated_uri, step=STEP, prompt=prompt, output_model=model, sampling=cfg.reason.verify,
             out_uri=out, rejects_uri=rejects, stage=STEP if kind == "mc" else STEP + ".free_text",
-            fingerprint=fingerprint, finalize=_compare(kind), force=force,
+            fingerprint=fingerprint, finalize=_compare(kind), force=force, prepare=partial(_rows_of_kind, kind=kind),
         ))
     return results
 
@@ -126,7 +133,7 @@ def verify_and_build_sft(ctx, *, llm_fn: LlmFn) -> storage.Manifest:
     from medreason_dist.stages.generate import cites_path
 
     cfg, opts = ctx.config, ctx.options
-    results = verify_rows(cfg, ctx.read(D.GENERATE), out_uri=ctx.uri(D.VERIFIED), rejects_uri=ctx.uri(D.VERIFY_REJECTS),
+    results = verify_rows(cfg, ctx.uri(D.GENERATE), out_uri=ctx.uri(D.VERIFIED), rejects_uri=ctx.uri(D.VERIFY_REJECTS),
                           free_out_uri=ctx.uri(D.VERIFIED_FREE_TEXT),
                           free_rejects_uri=ctx.uri(D.VERIFY_REJECTS_FREE_TEXT), fingerprint=ctx.fingerprint,
                           llm_fn=llm_fn, force=ctx.force)
