@@ -100,7 +100,7 @@ def run_reformat(ctx: StageContext) -> StageResult:
     from medreason_dist.stages.reformat import reformat_rows
 
     _ray(ctx.config)
-    res = reformat_rows(ctx.config, ctx.read(D.LINK), out_uri=ctx.uri(D.REFORMAT),
+    res = reformat_rows(ctx.config, ctx.uri(D.LINK), out_uri=ctx.uri(D.REFORMAT),
                         rejects_uri=ctx.uri(D.REFORMAT_REJECTS), pairs_uri=ctx.uri(D.PAIRS),
                         fingerprint=ctx.fingerprint, llm_fn=_llm_fn(), force=ctx.force)
     return StageResult(res.output, {D.REFORMAT_REJECTS.name: res.rejects})

@@ -191,7 +191,7 @@ def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
     by_id = {r["id"]: json.loads(r["links_json"]) for r in linked.to_pylist()}
     assert {x["method"] for x in by_id[QA.column("id")[0].as_py()]} == {"exact"}
     assert [x["node_id"] for x in by_id[QA.column("id")[2].as_py()] if x["role"] == "q"] == [None]
-    rf = reformat.reformat_rows(cfg, linked, out_uri=out("reason/reformat"), rejects_uri=out("reason/reformat_rejects"),
+    rf = reformat.reformat_rows(cfg, out("reason/link"), out_uri=out("reason/reformat"), rejects_uri=out("reason/reformat_rejects"),
                                 pairs_uri=out("reason/pairs"), fingerprint="f", llm_fn=fake)
     pairs = storage.read_table(out("reason/pairs")).to_pylist()
     assert pairs == [{"pair_id": "20->10", "src": 20, "dst": 10}] and rf.output.rows == 3
@@ -216,20 +216,25 @@ def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
                                       rejects_uri=out("reason/generate_rejects"), fingerprint="f", llm_fn=fake)
     assert fake.calls == calls_before + 1
     assert gen.output.rows == 2 and gen.rejects.rejects == {"no_path": 1}
-    results = verify.verify_rows(cfg, out("reason/generate"), out_uri=out("reason/verified"),
-                                 rejects_uri=out("reason/verify_rejects"),
-                                 free_out_uri=out("reason/verified_free_text"),
-                                 free_rejects_uri=out("reason/verify_rejects_free_text"), fingerprint="f", llm_fn=fake)
+    # the verify stage as the runner calls it: verification, SFT rows, JSONL and all rejects, on workers
+    from medreason_dist import pipeline
+    from medreason_dist.runner.contract import StageContext
+
+    sft_manifest = verify.verify_and_build_sft(StageContext(pipeline.get_stage("verify"), cfg, "f"), llm_fn=fake)
     kept = storage.read_table(out("reason/verified"))
     assert kept.column("id").to_pylist() == [QA.column("id")[0].as_py()]  # gold A matches, gold B does not
-    assert results[0].rejects.rejects == {"answer_mismatch": 1}
+    assert sft_manifest.rejects == {"answer_mismatch": 1}
+    assert sft_manifest.extra["citing_path_rows"] == 1 and sft_manifest.extra["pathless_rows"] == 0
     # accounting: every QA row is in exactly one terminal place
     terminal = (kept.column("id").to_pylist()
                 + storage.read_table(out("reason/verify_rejects")).column("id").to_pylist()
                 + storage.read_table(out("reason/generate_rejects")).column("id").to_pylist())
     assert sorted(terminal) == sorted(QA.column("id").to_pylist())
-    sft = verify.build_sft(cfg, kept, "f")
-    verify.export_jsonl(sft, out("reason/sft_jsonl/sft.jsonl"))
+    sft = storage.read_table(out("reason/sft"))
+    assert sft.column("id").to_pylist() == kept.column("id").to_pylist()
+    gathered = storage.read_table(out("reason/rejects"))
+    assert sorted(gathered.column("id").to_pylist()) == sorted(set(QA.column("id").to_pylist())
+                                                               - set(kept.column("id").to_pylist()))
     import datasets
 
     ds = datasets.load_dataset("json", data_files=storage.local_path(out("reason/sft_jsonl/sft.jsonl")).as_posix(),

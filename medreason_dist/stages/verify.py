@@ -76,9 +76,13 @@ def verify_rows(cfg: Config, generated_uri: str, *, out_uri: str, rejects_uri: s
     return results
 
 
-def build_sft(cfg: Config, verified: pa.Table, fingerprint: str) -> pa.Table:
-    provenance = json.dumps({"model": cfg.llm.served_model_name, "prompt_version": PROMPT_VERSION,
-                             "config_hash": fingerprint, "code_version": code_version()})
+def provenance_of(cfg: Config, fingerprint: str) -> str:
+    return json.dumps({"model": cfg.llm.served_model_name, "prompt_version": PROMPT_VERSION,
+                       "config_hash": fingerprint, "code_version": code_version()})
+
+
+def sft_rows(verified: pa.Table, provenance: str) -> pa.Table:
+    """SFT rows from verified rows (a batch at a time, on workers)."""
     rows = []
     for r in verified.to_pylist():
         rows.append({
@@ -91,8 +95,21 @@ def build_sft(cfg: Config, verified: pa.Table, fingerprint: str) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=SFT_SCHEMA)
 
 
-def export_jsonl(table: pa.Table, uri: str, options=None) -> None:
-    """JSONL with plain fields (options as an object, paths as a list) for `datasets.load_dataset`."""
+def build_sft(cfg: Config, verified: pa.Table, fingerprint: str) -> pa.Table:
+    return sft_rows(verified, provenance_of(cfg, fingerprint))
+
+
+def sft_counts(sft: pa.Table) -> pa.Table:
+    """Per batch: rows whose reasoning cites a KG path, and rows without a path."""
+    from medreason_dist.stages.generate import cites_path
+
+    citing = sum(cites_path(r, p) for r, p in zip(sft.column("reasoning").to_pylist(),
+                                                   sft.column("paths_used_json").to_pylist()))
+    return pa.table({"citing": [int(citing)], "pathless": [int(sum(sft.column("pathless").to_pylist()))]})
+
+
+def jsonl_lines(table: pa.Table) -> list[str]:
+    """SFT rows as JSON lines with plain fields (options as an object, paths as a list)."""
     lines = []
     for r in table.to_pylist():
         lines.append(json.dumps({
@@ -103,16 +120,13 @@ def export_jsonl(table: pa.Table, uri: str, options=None) -> None:
             "entity_links": json.loads(r["entity_links_json"] or "[]"), "pathless": r["pathless"],
             "provenance": json.loads(r["provenance_json"]),
         }, ensure_ascii=False))
+    return lines
+
+
+def export_jsonl(table: pa.Table, uri: str, options=None) -> None:
+    """The SFT rows as one JSONL file that `datasets.load_dataset("json", ...)` reads."""
+    lines = jsonl_lines(table)
     storage.write_bytes(uri, ("\n".join(lines) + ("\n" if lines else "")).encode(), options)
-
-
-def collect_rejects(ctx) -> pa.Table:
-    """Every QA row a reasoning stage dropped, with its stage and reason."""
-    from medreason_dist.datasets import REASON_REJECTS
-    from medreason_dist.stages.resumable import REJECT_SCHEMA
-
-    tables = [ctx.read(ref).cast(REJECT_SCHEMA) for ref in REASON_REJECTS]
-    return pa.concat_tables(tables) if tables else REJECT_SCHEMA.empty_table()
 
 
 def _sum_counts(counts: list[dict[str, int]]) -> dict[str, int]:
@@ -124,31 +138,52 @@ def _sum_counts(counts: list[dict[str, int]]) -> dict[str, int]:
     return total
 
 
+def _export_jsonl_task(sft_uri: str, jsonl_uri: str, options) -> int:
+    """Runs on a worker: stream the SFT dataset into one JSONL file, batch by batch."""
+    from medreason_dist import raydata
+
+    fs, path = storage.filesystem(jsonl_uri, options)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    n = 0
+    with fs.open_output_stream(path) as out:
+        for batch in raydata.stream_batches(sft_uri, options):
+            lines = jsonl_lines(pa.Table.from_batches([batch]))
+            out.write("".join(line + "\n" for line in lines).encode())
+            n += len(lines)
+    return n
+
+
 def verify_and_build_sft(ctx, *, llm_fn: LlmFn) -> storage.Manifest:
-    """The verify stage: verify both kinds of rows, build the SFT dataset (+ JSONL), gather all
-    rejects of the reasoning stages. ``ctx`` is the runner's StageContext."""
-    from collections import Counter
+    """The verify stage: verify both kinds of rows, build the SFT dataset (+ JSONL) and gather all
+    rejects of the reasoning stages — all on workers. ``ctx`` is the runner's StageContext."""
+    from functools import partial
+
+    import ray
 
     from medreason_dist import datasets as D
-    from medreason_dist.stages.generate import cites_path
+    from medreason_dist import raydata
+    from medreason_dist.stages.resumable import REJECT_SCHEMA
 
     cfg, opts = ctx.config, ctx.options
     results = verify_rows(cfg, ctx.uri(D.GENERATE), out_uri=ctx.uri(D.VERIFIED), rejects_uri=ctx.uri(D.VERIFY_REJECTS),
                           free_out_uri=ctx.uri(D.VERIFIED_FREE_TEXT),
                           free_rejects_uri=ctx.uri(D.VERIFY_REJECTS_FREE_TEXT), fingerprint=ctx.fingerprint,
                           llm_fn=llm_fn, force=ctx.force)
-    verified = pa.concat_tables([ctx.read(D.VERIFIED), ctx.read(D.VERIFIED_FREE_TEXT)], promote_options="permissive")
-    sft = build_sft(cfg, verified, ctx.fingerprint)
+    verified = [ctx.uri(D.VERIFIED), ctx.uri(D.VERIFIED_FREE_TEXT)]
     jsonl_uri = storage.join(ctx.uri(D.SFT_JSONL), "sft.jsonl")
-    export_jsonl(sft, jsonl_uri, opts)
-    all_rejects = collect_rejects(ctx)
-    storage.write_table(ctx.uri(D.REJECTS), all_rejects, stage="reason.rejects", config_hash=ctx.fingerprint,
-                        rejects=dict(Counter(all_rejects.column("reason").to_pylist())), options=opts)
-    citing = sum(cites_path(r["reasoning"], r["paths_used_json"]) for r in sft.to_pylist())
-    return storage.write_table(
-        ctx.uri(D.SFT), sft, stage="verify", config_hash=ctx.fingerprint,
-        rejects=_sum_counts([r.rejects.rejects for r in results]),
-        tokens=_sum_counts([r.output.tokens for r in results]),
-        extra={"rows_in": sum(r.output.extra.get("rows_in", 0) for r in results), "citing_path_rows": int(citing),
-               "pathless_rows": int(sum(sft.column("pathless").to_pylist())), "jsonl": jsonl_uri},
-        options=opts)
+    light = cfg.llm.light_stage_cpus
+    manifest = raydata.transform(
+        verified, ctx.uri(D.SFT), partial(sft_rows, provenance=provenance_of(cfg, ctx.fingerprint)), stage="verify",
+        schema=SFT_SCHEMA, options=opts, num_cpus=light, config_hash=ctx.fingerprint,
+        rejects=_sum_counts([r.rejects.rejects for r in results]), tokens=_sum_counts([r.output.tokens for r in results]),
+        extra={"rows_in": sum(r.output.extra.get("rows_in", 0) for r in results), "jsonl": jsonl_uri})
+    counts = {"citing_path_rows": 0, "pathless_rows": 0}
+    if manifest.rows:
+        per_batch = raydata.read(ctx.uri(D.SFT), opts).map_batches(sft_counts, batch_format="pyarrow", num_cpus=light)
+        counts = {"citing_path_rows": int(per_batch.sum("citing")), "pathless_rows": int(per_batch.sum("pathless"))}
+    ray.get(ray.remote(num_cpus=light)(_export_jsonl_task).remote(ctx.uri(D.SFT), jsonl_uri, opts))
+    rejects = [ctx.uri(ref) for ref in D.REASON_REJECTS]
+    reasons = _sum_counts([storage.read_manifest(u, opts).rejects for u in rejects])
+    raydata.union(rejects, ctx.uri(D.REJECTS), stage="reason.rejects", schema=REJECT_SCHEMA, options=opts,
+                  config_hash=ctx.fingerprint, rejects=reasons)
+    return storage.annotate_manifest(ctx.uri(D.SFT), counts, opts)
