@@ -186,8 +186,10 @@ def run_eval(ctx: StageContext) -> StageResult:
 def run_decontaminate(ctx: StageContext) -> StageResult:
     from medreason_dist.stages.decontaminate import run_decontaminate as decontaminate
 
+    _ray(ctx.config)
     decontaminate(ctx.uri(D.SFT), ctx.uri(D.EVAL_QA), ctx.uri(D.SFT_CLEAN), ctx.uri(D.DECONTAM_REJECTS),
-                  config=ctx.config.decontam, config_hash=ctx.fingerprint, options=ctx.options)
+                  config=ctx.config.decontam, config_hash=ctx.fingerprint, options=ctx.options,
+                  num_cpus=ctx.config.llm.light_stage_cpus)
     return StageResult(_manifest(ctx, D.SFT_CLEAN))
 
 

@@ -37,7 +37,7 @@ EXECUTION_ONLY: tuple[str, ...] = (
     "llm.gpu.accelerator_type", "llm.gpu.gpu_memory_utilization",
     "llm.http.qps", "llm.http.max_retries", "llm.http.retry_base_wait_s", "llm.http.api_key_env",
     "llm.prices",  # cost estimates are recomputed by the report
-    "reason.batch_rows", "reason.embed_batch_size",
+    "reason.batch_rows", "reason.embed_batch_size", "decontam.batch_rows",
     "sft.num_workers", "sft.use_gpu", "sft.cpus_per_worker", "sft.storage_path", "sft.run_name",
     "sft.checkpoint_every_steps", "sft.checkpoints_to_keep", "sft.max_failures", "sft.log_every_steps",
     "sft.fail_at_step",

@@ -28,6 +28,7 @@ independently of all other training rows.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections import Counter, defaultdict
@@ -37,6 +38,7 @@ from typing import Any, Iterable, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
@@ -529,19 +531,96 @@ def decontaminate_ray_batches(index: EvalIndex, cfg: DecontamConfig | None = Non
 # Dataset wiring (used by the pipeline / CLI)
 
 
+def _split_batch(batch: pa.Table, index: EvalIndex, cfg: DecontamConfig, part: str) -> pa.Table:
+    """One side of a batch's split, on a worker (the clean side re-verifies itself)."""
+    clean, rejects, _ = decontaminate(batch, None, config=cfg, index=index)
+    return clean if part == "clean" else rejects
+
+
+def _batch_stats(batch: pa.Table, index: EvalIndex, cfg: DecontamConfig) -> pa.Table:
+    """What the report needs from a batch, as one small row: overlapping rows per source, eval
+    items hit (row numbers in the index) and reject kinds."""
+    matches = _all_matches(batch, index, cfg)
+    rejects, _ = _rejects_table(batch, matches, index)
+    by_source: dict[str, dict] = {}
+    if matches.num_rows:
+        t_rows, e_rows = matches["train_row"].to_numpy(), matches["eval_row"].to_numpy()
+        src = index.sources[e_rows]
+        for s_ in np.unique(src):
+            m = src == s_
+            by_source[str(s_)] = {"train_rows": int(len(np.unique(t_rows[m]))),
+                                  "eval_rows": sorted({int(e) for e in e_rows[m]})}
+    kinds = Counter(rejects["match_kind"].to_pylist()) if rejects.num_rows else Counter()
+    return pa.table({"stats": [json.dumps({"rows": batch.num_rows, "by_source": by_source, "kinds": dict(kinds)})]})
+
+
+def _report(stats: list[dict], index: EvalIndex, cfg: DecontamConfig, clean_rows: int, seconds: float) -> dict:
+    train_rows = sum(s["rows"] for s in stats)
+    overlap: dict[str, int] = Counter()
+    hit: dict[str, set] = defaultdict(set)
+    kinds: Counter = Counter()
+    for s in stats:
+        kinds.update(s["kinds"])
+        for src, v in s["by_source"].items():
+            overlap[src] += v["train_rows"]
+            hit[src].update(v["eval_rows"])
+    eval_counts = Counter(str(s) for s in index.sources)
+    per_source = {src: {"eval_rows": eval_counts[src], "train_rows_overlapping_before": overlap.get(src, 0),
+                        "eval_items_hit_before": len(hit.get(src, ())),
+                        "train_rows_overlapping_after": 0 if cfg.verify else None}
+                  for src in sorted(eval_counts)}
+    return {
+        "n": cfg.n, "min_shared": cfg.min_shared, "min_fraction": cfg.min_fraction,
+        "train_fields": list(cfg.train_fields), "eval_fields": list(cfg.eval_fields),
+        "boilerplate_df": index.boilerplate_df, "boilerplate_ngrams_ignored": index.boilerplate,
+        "train_rows": train_rows, "eval_rows": index.rows, "clean_rows": clean_rows,
+        "rejected_rows": train_rows - clean_rows, "rejects_by_kind": dict(kinds), "per_eval_source": per_source,
+        # each worker re-checks its clean rows and fails the stage if any overlap remains
+        "verified": cfg.verify, "overlap_after_total": 0 if cfg.verify else None,
+        "seconds": {"total": round(seconds, 3)},
+        "train_rows_per_s": round(train_rows / seconds, 1) if seconds > 0 else None,
+    }
+
+
 def run_decontaminate(train_uri: str, evals_uri: str, clean_uri: str, rejects_uri: str, *,
                       config: DecontamConfig | None = None, config_hash: str = "",
-                      options=None) -> tuple[Any, dict]:
-    """Read committed datasets, decontaminate, write clean + rejects; returns (manifest, report)."""
-    from medreason_dist import storage
+                      options=None, num_cpus: float = 0.25) -> tuple[Any, dict]:
+    """Decontaminate a committed training dataset against the evaluation sets; returns
+    (manifest of the clean dataset, report).
+
+    The evaluation index (a few MB of arrays, built here from the small evaluation sets) goes to
+    the workers with the batch functions; the training rows are read, split and written by
+    workers — one pass for the clean rows, one for the rejects, one for the report's counts.
+    """
+    from functools import partial
+
+    from medreason_dist import raydata, storage
 
     cfg = config or DecontamConfig()
-    train = storage.read_table(train_uri, options=options)
-    evals = storage.read_table(evals_uri, options=options)
-    clean, rejects, report = decontaminate(train, evals, config=cfg)
-    reject_counts = {REJECT_REASON: rejects.num_rows} if rejects.num_rows else {}
-    storage.write_table(rejects_uri, rejects, stage="decontaminate.rejects", config_hash=config_hash,
-                        rejects=reject_counts, extra={"decontamination": report}, options=options)
-    manifest = storage.write_table(clean_uri, clean, stage="decontaminate", config_hash=config_hash,
-                                   rejects=reject_counts, extra={"decontamination": report}, options=options)
+    t0 = time.perf_counter()
+    index = EvalIndex.build(storage.read_table(evals_uri, options=options), n=cfg.n, fields=cfg.eval_fields,
+                            boilerplate_df=cfg.boilerplate_df)
+    train = storage.describe(train_uri, options)
+    fs, path = storage.filesystem(train.files[0], options)  # even an empty dataset keeps one file
+    empty = pq.read_schema(path, filesystem=fs).empty_table()
+    clean_schema = _split_batch(empty, index, cfg, "clean").schema
+    rejects_schema = _split_batch(empty, index, cfg, "rejects").schema
+    stats = []
+    if train.rows:
+        batches = raydata.read(train_uri, options).map_batches(
+            partial(_batch_stats, index=index, cfg=cfg), batch_format="pyarrow", batch_size=cfg.batch_rows,
+            num_cpus=num_cpus)
+        stats = [json.loads(r["stats"]) for r in batches.take_all()]  # one small row per batch
+    rejected = sum(sum(s["kinds"].values()) for s in stats)
+    reject_counts = {REJECT_REASON: rejected} if rejected else {}
+    for part, uri, schema in (("rejects", rejects_uri, rejects_schema), ("clean", clean_uri, clean_schema)):
+        manifest = raydata.transform(train_uri, uri, partial(_split_batch, index=index, cfg=cfg, part=part),
+                                     stage="decontaminate" + (".rejects" if part == "rejects" else ""),
+                                     schema=schema, options=options, num_cpus=num_cpus, config_hash=config_hash,
+                                     rejects=reject_counts)
+    report = _report(stats, index, cfg, manifest.rows, time.perf_counter() - t0)
+    log.info("decontaminate: %d -> %d rows (%d rejected: %s)", report["train_rows"], manifest.rows, rejected,
+             report["rejects_by_kind"])
+    for uri in (rejects_uri, clean_uri):
+        manifest = storage.annotate_manifest(uri, {"decontamination": report}, options)
     return manifest, report
