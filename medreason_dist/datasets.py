@@ -58,8 +58,8 @@ PAIRS = _d("reason/pairs", "reformat", "unique (question node, answer node) pair
 PATHS = _d("reason/paths", "paths", "all shortest KG paths per pair", main=True)
 PATHS_PAIR_STATUS = _d("reason/paths_pair_status", "paths", "why each pair has or has no paths")
 PRUNE = _d("reason/prune", "prune", "the most relevant paths per question", main=True)
-PRUNE_CHOICES = _d("reason/prune_choices", "prune", "LLM path choices per (start, end) group")
-PRUNE_CHOICES_REJECTS = _d("reason/prune_choices_rejects", "prune", "path groups the LLM could not rank")
+PRUNE_REJECTS = _d("reason/prune_rejects", "prune",
+                   "QA rows prune dropped: none by design (a group the LLM cannot rank only loses its paths)")
 GENERATE = _d("reason/generate", "generate", "grounded chains of thought", main=True)
 GENERATE_REJECTS = _d("reason/generate_rejects", "generate", "rows generation could not handle")
 VERIFIED = _d("reason/verified", "verify", "multiple-choice rows whose reasoning re-answers gold")

@@ -125,11 +125,10 @@ def run_prune(ctx: StageContext) -> StageResult:
     from medreason_dist.stages.prune import prune_paths
 
     _ray(ctx.config)
-    manifest = prune_paths(ctx.config, ctx.read(D.REFORMAT), paths_uri=ctx.uri(D.PATHS),
-                           nodes_uri=ctx.uri(D.KG_NODES), out_uri=ctx.uri(D.PRUNE),
-                           choices_uri=ctx.uri(D.PRUNE_CHOICES), choices_rejects_uri=ctx.uri(D.PRUNE_CHOICES_REJECTS),
-                           fingerprint=ctx.fingerprint, llm_fn=_llm_fn(), force=ctx.force)
-    return StageResult(manifest)
+    res = prune_paths(ctx.config, ctx.uri(D.REFORMAT), paths_uri=ctx.uri(D.PATHS), nodes_uri=ctx.uri(D.KG_NODES),
+                      out_uri=ctx.uri(D.PRUNE), rejects_uri=ctx.uri(D.PRUNE_REJECTS), fingerprint=ctx.fingerprint,
+                      llm_fn=_llm_fn(), force=ctx.force)
+    return StageResult(res.output, {D.PRUNE_REJECTS.name: res.rejects})
 
 
 def run_generate(ctx: StageContext) -> StageResult:
@@ -282,7 +281,7 @@ PIPELINE: list[Stage] = [
           reads=(D.PAIRS, D.KG_NODES, D.KG_EDGES), writes=(D.PATHS, D.PATHS_PAIR_STATUS),
           config=("paths",), run=run_paths_stage),
     Stage("prune", "LLM: keep the most relevant paths",
-          reads=(D.REFORMAT, D.PATHS, D.KG_NODES), writes=(D.PRUNE, D.PRUNE_CHOICES, D.PRUNE_CHOICES_REJECTS),
+          reads=(D.REFORMAT, D.PATHS, D.KG_NODES), writes=(D.PRUNE, D.PRUNE_REJECTS),
           config=LLM + ("reason.prune", "reason.max_paths_per_group", "reason.keep_paths_per_group", "paths.seed"),
           engines=("llm.model",), run=run_prune),
     Stage("generate", "LLM: grounded chain of thought",

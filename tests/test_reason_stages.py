@@ -202,10 +202,11 @@ def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
                                          ["r", "s"]]})
     storage.write_table(out("reason/paths"), paths, stage="paths")
     cfg.reason.keep_paths_per_group = 2
-    prune.prune_paths(cfg, storage.read_table(out("reason/reformat")), paths_uri=out("reason/paths"),
-                      nodes_uri=storage.join(kg, "nodes"), out_uri=out("reason/prune"),
-                      choices_uri=out("reason/prune_choices"), choices_rejects_uri=out("reason/prune_choices_rejects"),
-                      fingerprint="f", llm_fn=fake)
+    pr = prune.prune_paths(cfg, out("reason/reformat"), paths_uri=out("reason/paths"),
+                           nodes_uri=storage.join(kg, "nodes"), out_uri=out("reason/prune"),
+                           rejects_uri=out("reason/prune_rejects"), fingerprint="f", llm_fn=fake)
+    assert pr.output.rows == 3 and pr.rejects.rows == 0  # prune keeps every QA row
+    assert pr.output.extra["groups"] == 2 and pr.output.extra["llm_groups"] == 2  # rows 0 and 1 share the pair
     pruned = {r["id"]: r for r in storage.read_table(out("reason/prune")).to_pylist()}
     assert pruned[QA.column("id")[0].as_py()]["n_kept_paths"] == 2
     assert pruned[QA.column("id")[2].as_py()]["n_kept_paths"] == 0

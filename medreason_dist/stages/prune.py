@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import pyarrow as pa
 
@@ -19,7 +19,7 @@ from medreason_dist.config import Config
 from medreason_dist.kg.render import render_path
 from medreason_dist.llm.prompts import prune_prompt
 from medreason_dist.llm.schemas import PathSelection
-from medreason_dist.stages.common import LlmFn, run_llm_rows, with_column
+from medreason_dist.stages.common import LlmFn, run_llm_sharded, with_column
 
 STEP = "prune"
 
@@ -58,41 +58,107 @@ def build_groups(rows: pa.Table, paths: pa.Table, names: dict[int, str], *, max_
     return groups
 
 
-def prune_paths(cfg: Config, rows: pa.Table, *, paths_uri: str, nodes_uri: str, out_uri: str, choices_uri: str,
-                choices_rejects_uri: str, fingerprint: str, llm_fn: LlmFn, force: bool = False) -> storage.Manifest:
-    opts, rc = cfg.storage, cfg.reason
-    paths = storage.read_table(paths_uri, options=opts)
-    nodes = storage.read_table(nodes_uri, columns=["node_id", "name"], options=opts)
+# Rows of a prune shard: one per QA row ("row", carried through to the output) and one per
+# (row, pair) group with paths; only "choose" groups go to the LLM.
+ROW, TAKE_ALL, CHOOSE = "row", "take_all", "choose"
+
+
+class _NoQuestionForTheModel(Exception):
+    """Marks a shard row that bypasses the engine (a carried QA row or a group kept whole)."""
+
+
+def prune_group_prompt(row: dict) -> list[dict[str, str]]:
+    if row["row_kind"] != CHOOSE:
+        raise _NoQuestionForTheModel(row["row_kind"])
+    return prune_prompt(row)
+
+
+def _lookup(uri: str, column: str, values: list, columns: list[str], options) -> pa.Table:
+    """Rows of a dataset whose ``column`` is in ``values`` (a filtered scan, on the worker)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    files = storage.describe(uri, options).files
+    fs = storage.filesystem(files[0], options)[0]
+    dataset = pads.dataset([storage.filesystem(f, options)[1] for f in files], format="parquet", filesystem=fs)
+    wanted = pa.array(values, dataset.schema.field(column).type)  # typed even when empty
+    return dataset.to_table(columns=columns, filter=pc.field(column).isin(wanted))
+
+
+def prune_shard_rows(rows: pa.Table, *, paths_uri: str, nodes_uri: str, options, max_per_group: int, seed: int,
+                     keep_n: int) -> pa.Table:
+    """Per shard, on a worker: the QA rows plus one row per (row, pair) group of rendered paths."""
+    pair_ids = sorted({p["pair_id"] for j in rows.column("pairs_json").to_pylist() for p in json.loads(j)})
+    paths = _lookup(paths_uri, "pair_id", pair_ids, ["pair_id", "hops", "path_nodes", "path_relations"], options)
+    node_ids = sorted({n for ns in paths.column("path_nodes").to_pylist() for n in ns}
+                      | {p[k] for j in rows.column("pairs_json").to_pylist() for p in json.loads(j) for k in ("src", "dst")})
+    nodes = _lookup(nodes_uri, "node_id", node_ids, ["node_id", "name"], options)
     names = dict(zip(nodes.column("node_id").to_pylist(), nodes.column("name").to_pylist()))
-    groups = build_groups(rows, paths, names, max_per_group=rc.max_paths_per_group, seed=cfg.paths.seed)
-    keep_n = rc.keep_paths_per_group
+    groups = build_groups(rows, paths, names, max_per_group=max_per_group, seed=seed)
+    carried = rows.append_column("row_kind", pa.array([ROW] * rows.num_rows, pa.string()))
+    if not groups:
+        return carried
+    table = pa.Table.from_pylist([dict(g, row_kind=CHOOSE if g["n_paths"] > keep_n else TAKE_ALL, keep_n=keep_n,
+                                       group_pos=i) for i, g in enumerate(groups)])
+    return pa.concat_tables([carried, table], promote_options="permissive")
+
+
+def kept_paths_per_row(table: pa.Table, keep_n: int) -> pa.Table:
+    """Per shard, on the writer: fold the groups back into their QA rows (the stage's output)."""
+    kinds = table.column("row_kind").to_pylist()
+    rows = table.filter(pa.array([k == ROW for k in kinds]))
     kept: dict[str, list[dict]] = defaultdict(list)
-    llm_groups = [g for g in groups if g["n_paths"] > keep_n]
-    for g in groups:
-        if g["n_paths"] <= keep_n:  # nothing to choose: keep them all without an LLM call
-            kept[g["id"]].extend(json.loads(g["paths_json"]))
-    tokens: dict[str, int] = {}
-    errors: dict[str, int] = defaultdict(int)
-    if llm_groups:
-        table = pa.Table.from_pylist(llm_groups)
-        table = with_column(table, "keep_n", [keep_n] * table.num_rows, pa.int64())
-        res = run_llm_rows(cfg, llm_fn, table, step=STEP, prompt=prune_prompt, output_model=PathSelection,
-                           sampling=rc.prune, out_uri=choices_uri, rejects_uri=choices_rejects_uri,
-                           stage="prune.choice", fingerprint=fingerprint, force=force)
-        tokens = res.output.tokens
-        for g in storage.read_table(choices_uri, options=opts).to_pylist():
-            options_ = json.loads(g["paths_json"])
-            picks = [i for i in dict.fromkeys(json.loads(g["prune_result"])["keep"]) if 1 <= i <= len(options_)]
-            if not picks:
-                errors["no_valid_selection"] += 1
-            kept[g["id"]].extend(options_[i - 1] for i in picks[:keep_n])
-        for r in storage.read_table(choices_rejects_uri, options=opts).to_pylist():
-            errors[r["reason"]] += 1
+    errors: dict[str, Counter] = defaultdict(Counter)
+    n_groups, n_llm = Counter(), Counter()
+    groups = [g for g, k in zip(table.to_pylist(), kinds) if k != ROW]
+    for g in sorted(groups, key=lambda g: g["group_pos"]):
+        options_ = json.loads(g["paths_json"])
+        n_groups[g["id"]] += 1
+        if g["row_kind"] == TAKE_ALL:  # nothing to choose: every path is kept, no LLM call
+            kept[g["id"]].extend(options_)
+            continue
+        n_llm[g["id"]] += 1
+        if g[f"{STEP}_error"]:
+            errors[g["id"]][g[f"{STEP}_error"]] += 1
+            continue
+        picks = [i for i in dict.fromkeys(json.loads(g[f"{STEP}_result"])["keep"]) if 1 <= i <= len(options_)]
+        if not picks:
+            errors[g["id"]]["no_valid_selection"] += 1
+        kept[g["id"]].extend(options_[i - 1] for i in picks[:keep_n])
     ids = rows.column("id").to_pylist()
-    out = with_column(rows, "kept_paths_json", [json.dumps(kept.get(i, [])) for i in ids], pa.string())
+    step_columns = [c for c in rows.column_names if c.startswith(f"{STEP}_")] + ["row_kind"]
+    group_columns = ["pair_id", "n_paths", "start_name", "end_name", "description", "conclusion", "paths_json",
+                     "paths_text_json", "keep_n", "group_pos"]
+    out = rows.drop_columns([c for c in step_columns + group_columns if c in rows.column_names])
+    out = with_column(out, "kept_paths_json", [json.dumps(kept.get(i, [])) for i in ids], pa.string())
     out = with_column(out, "kept_paths_text_json", [json.dumps([p["text"] for p in kept.get(i, [])]) for i in ids],
                       pa.string())
     out = with_column(out, "n_kept_paths", [len(kept.get(i, [])) for i in ids], pa.int64())
-    return storage.write_table(out_uri, out, stage=STEP, config_hash=fingerprint, tokens=tokens,
-                               extra={"groups": len(groups), "llm_groups": len(llm_groups),
-                                      "group_errors": dict(errors), "rows_in": rows.num_rows}, options=opts)
+    out = with_column(out, "prune_groups", [n_groups[i] for i in ids], pa.int64())
+    out = with_column(out, "prune_llm_groups", [n_llm[i] for i in ids], pa.int64())
+    out = with_column(out, "prune_group_errors_json", [json.dumps(dict(errors[i])) for i in ids], pa.string())
+    # prune drops no QA row: a group the LLM could not rank only loses its paths (counted above)
+    return with_column(out, f"{STEP}_error", [None] * out.num_rows, pa.string())
+
+
+def prune_counts(out: pa.Table) -> dict[str, int]:
+    counts = Counter({"groups": int(sum(out.column("prune_groups").to_pylist())),
+                      "llm_groups": int(sum(out.column("prune_llm_groups").to_pylist()))})
+    for errors in out.column("prune_group_errors_json").to_pylist():
+        for reason, n in json.loads(errors).items():
+            counts[f"group_errors.{reason}"] += n
+    return dict(counts)
+
+
+def prune_paths(cfg: Config, reformat_uri: str, *, paths_uri: str, nodes_uri: str, out_uri: str, rejects_uri: str,
+                fingerprint: str, llm_fn: LlmFn, force: bool = False):
+    """Keep the most relevant paths of every (QA row, pair) group, shard by shard on workers."""
+    from functools import partial
+
+    rc = cfg.reason
+    return run_llm_sharded(
+        cfg, llm_fn, reformat_uri, step=STEP, prompt=prune_group_prompt, output_model=PathSelection,
+        sampling=rc.prune, out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP, fingerprint=fingerprint, force=force,
+        prepare=partial(prune_shard_rows, paths_uri=paths_uri, nodes_uri=nodes_uri, options=cfg.storage,
+                        max_per_group=rc.max_paths_per_group, seed=cfg.paths.seed, keep_n=rc.keep_paths_per_group),
+        finalize=partial(kept_paths_per_row, keep_n=rc.keep_paths_per_group), count_fn=prune_counts)
