@@ -50,8 +50,8 @@ KG_EMBEDDINGS = _d("kg/embeddings", "link", "node-name vectors, one dataset per 
 EXTRACT = _d("reason/extract", "extract", "entities of each question and answer", main=True)
 EXTRACT_REJECTS = _d("reason/extract_rejects", "extract", "rows extraction could not handle")
 LINK = _d("reason/link", "link", "entities linked to KG nodes", main=True)
-LINK_CHOICES = _d("reason/link_choices", "link", "LLM choices among embedding candidates")
-LINK_CHOICES_REJECTS = _d("reason/link_choices_rejects", "link", "candidate sets the LLM could not choose from")
+LINK_REJECTS = _d("reason/link_rejects", "link",
+                  "QA rows link dropped: none by design (an entity without a node is recorded with its method)")
 REFORMAT = _d("reason/reformat", "reformat", "description, conclusion and entity pairs per question", main=True)
 REFORMAT_REJECTS = _d("reason/reformat_rejects", "reformat", "rows reformat could not handle")
 PAIRS = _d("reason/pairs", "reformat", "unique (question node, answer node) pairs of the run")

@@ -37,34 +37,32 @@ class Embedder:
         return batch.append_column("vector", pa.array(list(vectors), pa.list_(pa.float32())))
 
 
-def embed_table(table: pa.Table, model_path: str, text_column: str, batch_size: int) -> pa.Table:
-    """Embed a table's text column with Ray Data (batched, streaming)."""
+def node_embeddings(nodes_uri: str, cache_uri: str, model_ref: str, model_path: str, *, batch_size: int,
+                    options: storage.StorageOptions | None = None, num_cpus: float = 1) -> str:
+    """The dataset of every KG node name's embedding, computed once per KG version and model by
+    workers (read, embed, write); returns its URI."""
     import ray
 
-    ds = ray.data.from_arrow(table).map_batches(
-        Embedder, fn_constructor_kwargs=dict(model_path=model_path, text_column=text_column, batch_size=batch_size),
-        batch_size=batch_size * 4, batch_format="pyarrow", concurrency=1, num_cpus=1,
-    )
-    parts = [b for b in ds.iter_batches(batch_size=None, batch_format="pyarrow")]
-    return pa.concat_tables(parts) if parts else table.append_column("vector", pa.array([], pa.list_(pa.float32())))
+    from medreason_dist import raydata
 
-
-def node_embeddings(nodes_uri: str, cache_uri: str, model_ref: str, model_path: str, *, batch_size: int,
-                    options: storage.StorageOptions | None = None) -> pa.Table:
-    """Embeddings of every KG node name, computed once per KG version and model."""
     nodes_manifest = storage.read_manifest(nodes_uri, options)
     key = storage.config_hash_of({"nodes": nodes_manifest.content_hash, "model": model_ref})
     uri = storage.join(cache_uri, key)
     if storage.is_committed(uri, options):
-        return storage.read_table(uri, options=options)
-    nodes = storage.read_table(nodes_uri, columns=["node_id", "name", "type"], options=options)
-    log.info("embedding %d KG node names with %s", nodes.num_rows, model_ref)
-    embedded = embed_table(nodes, model_path, "name", batch_size)
-    table = embedded.select(["node_id", "type", "vector"]).cast(EMBED_SCHEMA)
-    storage.write_table(uri, table, stage="kg.embeddings", config_hash=key,
-                        extra={"model": model_ref, "nodes_content_hash": nodes_manifest.content_hash},
-                        options=options)
-    return table
+        return uri
+    log.info("embedding %d KG node names with %s", nodes_manifest.rows, model_ref)
+    extra = {"model": model_ref, "nodes_content_hash": nodes_manifest.content_hash}
+    if nodes_manifest.rows == 0:
+        storage.write_table(uri, EMBED_SCHEMA.empty_table(), stage="kg.embeddings", config_hash=key, extra=extra,
+                            options=options)
+        return uri
+    ds = raydata.read(nodes_uri, options, columns=["node_id", "name", "type"]).map_batches(
+        Embedder, fn_constructor_kwargs=dict(model_path=model_path, text_column="name", batch_size=batch_size),
+        batch_size=batch_size * 4, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1),
+        num_cpus=num_cpus).map_batches(lambda t: t.select(["node_id", "type", "vector"]).cast(EMBED_SCHEMA),
+                                       batch_format="pyarrow", num_cpus=0.1)
+    raydata.write(ds, uri, stage="kg.embeddings", schema=EMBED_SCHEMA, options=options, config_hash=key, extra=extra)
+    return uri
 
 
 @dataclass

@@ -89,11 +89,11 @@ def run_link(ctx: StageContext) -> StageResult:
     from medreason_dist.stages.link import link_entities
 
     _ray(ctx.config)
-    manifest = link_entities(ctx.config, ctx.read(D.EXTRACT), nodes_uri=ctx.uri(D.KG_NODES),
-                             embeddings_uri=ctx.uri(D.KG_EMBEDDINGS), out_uri=ctx.uri(D.LINK),
-                             choices_uri=ctx.uri(D.LINK_CHOICES), choices_rejects_uri=ctx.uri(D.LINK_CHOICES_REJECTS),
-                             fingerprint=ctx.fingerprint, llm_fn=_llm_fn(), force=ctx.force)
-    return StageResult(manifest)
+    res = link_entities(ctx.config, ctx.uri(D.EXTRACT), nodes_uri=ctx.uri(D.KG_NODES),
+                        embeddings_uri=ctx.uri(D.KG_EMBEDDINGS), out_uri=ctx.uri(D.LINK),
+                        rejects_uri=ctx.uri(D.LINK_REJECTS), fingerprint=ctx.fingerprint, llm_fn=_llm_fn(),
+                        force=ctx.force)
+    return StageResult(res.output, {D.LINK_REJECTS.name: res.rejects})
 
 
 def run_reformat(ctx: StageContext) -> StageResult:
@@ -270,7 +270,7 @@ PIPELINE: list[Stage] = [
           reads=(D.SOURCES_QA,), writes=(D.EXTRACT, D.EXTRACT_REJECTS),
           config=LLM + ("reason.extract", "reason.limit"), engines=("llm.model",), run=run_extract),
     Stage("link", "embeddings + LLM: link entities to KG nodes",
-          reads=(D.EXTRACT, D.KG_NODES), writes=(D.LINK, D.LINK_CHOICES, D.LINK_CHOICES_REJECTS, D.KG_EMBEDDINGS),
+          reads=(D.EXTRACT, D.KG_NODES), writes=(D.LINK, D.LINK_REJECTS, D.KG_EMBEDDINGS),
           config=LLM + ("models.embedder", "reason.link", "reason.link_top_k", "reason.link_min_similarity",
                         "reason.link_accept_similarity", "reason.link_any_type_fallback"),
           engines=("llm.model", "models.embedder"), run=run_link),

@@ -183,10 +183,10 @@ def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
     ext = extract_entities(cfg, out("sources/qa"), out_uri=out("reason/extract"),
                            rejects_uri=out("reason/extract_rejects"), fingerprint="f", llm_fn=fake)
     assert ext.output.rows == 3 and ext.output.tokens == {"extract_input": 30, "extract_output": 15}
-    link.link_entities(cfg, storage.read_table(out("reason/extract")), nodes_uri=storage.join(kg, "nodes"),
-                       embeddings_uri=storage.join(kg, "embeddings"), out_uri=out("reason/link"),
-                       choices_uri=out("reason/link_choices"), choices_rejects_uri=out("reason/link_choices_rejects"),
-                       fingerprint="f", llm_fn=fake)
+    lk = link.link_entities(cfg, out("reason/extract"), nodes_uri=storage.join(kg, "nodes"),
+                            embeddings_uri=storage.join(kg, "embeddings"), out_uri=out("reason/link"),
+                            rejects_uri=out("reason/link_rejects"), fingerprint="f", llm_fn=fake)
+    assert lk.output.rows == 3 and lk.rejects.rows == 0  # link keeps every QA row
     linked = storage.read_table(out("reason/link"))
     by_id = {r["id"]: json.loads(r["links_json"]) for r in linked.to_pylist()}
     assert {x["method"] for x in by_id[QA.column("id")[0].as_py()]} == {"exact"}

@@ -9,18 +9,18 @@ one or none. Every QA row comes out (with zero or more links); the LLM choices a
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 import pyarrow as pa
 
 from medreason_dist import storage
 from medreason_dist.config import Config
-from medreason_dist.embed import build_index, embed_table, merged_index, node_embeddings, search
+from medreason_dist.embed import build_index, merged_index, node_embeddings, search
 from medreason_dist.kg.schema import normalize_names
 from medreason_dist.llm.prompts import link_choice_prompt
 from medreason_dist.llm.schemas import LinkChoice
-from medreason_dist.stages.common import LlmFn, run_llm_rows, with_column
+from medreason_dist.stages.common import LlmFn, run_llm_sharded, with_column
 
 STEP = "link"
 
@@ -48,7 +48,8 @@ ANY_TYPE = "*"
 
 
 def candidate_links(entities: pa.Table, nodes: pa.Table, node_vectors: pa.Table, entity_vectors: np.ndarray,
-                    *, top_k: int, min_sim: float, accept_sim: float, any_type_fallback: bool = False) -> list[dict]:
+                    *, top_k: int, min_sim: float, accept_sim: float, any_type_fallback: bool = False,
+                    index: dict | None = None) -> list[dict]:
     """Decide each entity's link without the LLM where the evidence is clear.
 
     With ``any_type_fallback`` an entity whose own type has no exact match and no candidate is
@@ -63,7 +64,7 @@ def candidate_links(entities: pa.Table, nodes: pa.Table, node_vectors: pa.Table,
         exact.setdefault((norm, ANY_TYPE), nid)
     norms = normalize_names(entities.column("entity_name")).to_pylist()
     types = entities.column("entity_type").to_pylist()
-    index = build_index(node_vectors)
+    index = index if index is not None else build_index(node_vectors)
     found = search(index, entity_vectors, types, top_k=top_k, min_similarity=min_sim)
     if any_type_fallback:
         lost = [i for i, (norm, typ, c) in enumerate(zip(norms, types, found)) if not c and (norm, typ) not in exact]
@@ -91,72 +92,119 @@ def candidate_links(entities: pa.Table, nodes: pa.Table, node_vectors: pa.Table,
     return decisions
 
 
-def link_entities(cfg: Config, extracted: pa.Table, *, nodes_uri: str, embeddings_uri: str, out_uri: str,
-                  choices_uri: str, choices_rejects_uri: str, fingerprint: str, llm_fn: LlmFn,
-                  force: bool = False) -> storage.Manifest:
-    from medreason_dist.models import resolve_model
+# Rows of a link shard: each QA row ("row", carried through) and one row per extracted entity;
+# only entities whose candidates need a choice go to the LLM.
+ROW, DECIDED, CHOOSE = "row", "decided", "choose"
 
-    opts = cfg.storage
+
+class _NoQuestionForTheModel(Exception):
+    """Marks a shard row that bypasses the engine (a carried QA row or an entity already decided)."""
+
+
+def link_choice_row_prompt(row: dict) -> list[dict[str, str]]:
+    if row["row_kind"] != CHOOSE:
+        raise _NoQuestionForTheModel(row["row_kind"])
+    return link_choice_prompt(row)
+
+
+_WORKER_CACHE: dict[tuple, object] = {}  # per worker process: the embedder and the node index
+
+
+def _cached(key: tuple, build):
+    if key not in _WORKER_CACHE:
+        _WORKER_CACHE[key] = build()
+    return _WORKER_CACHE[key]
+
+
+def link_shard_rows(extracted: pa.Table, *, nodes_uri: str, vectors_uri: str, model_path: str, top_k: int,
+                    min_sim: float, accept_sim: float, any_type_fallback: bool, embed_batch_size: int,
+                    options) -> pa.Table:
+    """Per shard, on a worker: the QA rows plus one row per entity with its link decision."""
+    from medreason_dist.embed import Embedder
+
     entities = explode_entities(extracted)
-    nodes = storage.read_table(nodes_uri, columns=["node_id", "name", "name_norm", "type"], options=opts)
-    model_path = resolve_model(cfg.models.embedder, cfg.models.cache_dir, storage_options=opts)
-    node_vectors = node_embeddings(nodes_uri, embeddings_uri, cfg.models.embedder, model_path,
-                                   batch_size=cfg.reason.embed_batch_size, options=opts)
-    if entities.num_rows:
-        embedded = embed_table(entities.select(["key", "entity_name"]), model_path, "entity_name",
-                               cfg.reason.embed_batch_size)
-        order = {k: i for i, k in enumerate(embedded.column("key").to_pylist())}
-        flat = embedded.column("vector").combine_chunks()
-        matrix = flat.flatten().to_numpy(zero_copy_only=False).reshape(len(flat), -1)
-        vectors = matrix[[order[k] for k in entities.column("key").to_pylist()]]
-    else:
-        vectors = np.zeros((0, 1), np.float32)
-    rc = cfg.reason
-    decisions = candidate_links(entities, nodes, node_vectors, vectors, top_k=rc.link_top_k,
-                                min_sim=rc.link_min_similarity, accept_sim=rc.link_accept_similarity,
-                                any_type_fallback=rc.link_any_type_fallback)
+    carried = extracted.append_column("row_kind", pa.array([ROW] * extracted.num_rows, pa.string()))
+    if entities.num_rows == 0:
+        return carried
+    nodes = _cached(("nodes", nodes_uri), lambda: storage.read_table(
+        nodes_uri, columns=["node_id", "name", "name_norm", "type"], options=options))
+    vectors = _cached(("vectors", vectors_uri), lambda: storage.read_table(vectors_uri, options=options))
+    embedder = _cached(("embedder", model_path), lambda: Embedder(model_path, "entity_name", embed_batch_size))
+    embedded = embedder(entities.select(["entity_name"]))
+    flat = embedded.column("vector").combine_chunks()
+    matrix = flat.flatten().to_numpy(zero_copy_only=False).reshape(len(flat), -1)
+    index = _cached(("index", vectors_uri), lambda: build_index(vectors))
+    decisions = candidate_links(entities, nodes, vectors, matrix, top_k=top_k, min_sim=min_sim,
+                                accept_sim=accept_sim, any_type_fallback=any_type_fallback, index=index)
+    entities = with_column(entities, "row_kind", [CHOOSE if d["method"] == "llm" else DECIDED for d in decisions],
+                           pa.string())
+    entities = with_column(entities, "decision_json", [json.dumps(d) for d in decisions], pa.string())
+    entities = with_column(entities, "candidates_json", [json.dumps(d["candidates"]) for d in decisions], pa.string())
+    entities = with_column(entities, "entity_pos", list(range(entities.num_rows)), pa.int64())
+    return pa.concat_tables([carried, entities], promote_options="permissive")
 
-    # The unclear ones: the LLM picks one candidate or none (resumable per entity).
-    ask = [i for i, d in enumerate(decisions) if d["method"] == "llm"]
-    choices: dict[str, dict] = {}
-    tokens: dict[str, int] = {}
-    if ask:
-        ask_table = entities.take(pa.array(ask, pa.int64()))
-        ask_table = with_column(ask_table, "candidates_json",
-                                [json.dumps(decisions[i]["candidates"]) for i in ask], pa.string())
-        res = run_llm_rows(cfg, llm_fn, ask_table, step=STEP, prompt=link_choice_prompt, output_model=LinkChoice,
-                           sampling=rc.link, out_uri=choices_uri, rejects_uri=choices_rejects_uri,
-                           stage="link.choice", fingerprint=fingerprint, force=force)
-        tokens = res.output.tokens
-        for r in storage.read_table(choices_uri, options=opts).to_pylist():
-            choices[r["key"]] = json.loads(r["link_result"])
-        for r in storage.read_table(choices_rejects_uri, options=opts).to_pylist():
-            choices[r["key"]] = {"error": r["reason"]}
 
+def links_per_row(table: pa.Table) -> pa.Table:
+    """Per shard, on the writer: fold entity decisions (and LLM choices) back into their QA rows."""
+    kinds = table.column("row_kind").to_pylist()
+    rows = table.filter(pa.array([k == ROW for k in kinds]))
     links_by_row: dict[str, list[dict]] = defaultdict(list)
-    method_counts: dict[str, int] = defaultdict(int)
-    for i, ent in enumerate(entities.to_pylist()):
-        d = decisions[i]
+    methods: dict[str, list[str]] = defaultdict(list)
+    entities = [e for e, k in zip(table.to_pylist(), kinds) if k != ROW]
+    for ent in sorted(entities, key=lambda e: e["entity_pos"]):
+        d = json.loads(ent["decision_json"])
         method, node_id, score = d["method"], d["node_id"], d["score"]
         if method == "llm":
-            choice = choices.get(ent["key"], {"error": "missing"})
-            if "error" in choice:
-                method = f"llm_error:{choice['error']}"
-            elif 1 <= choice["choice"] <= len(d["candidates"]):
-                c = d["candidates"][choice["choice"] - 1]
-                node_id, score = c["node_id"], c["score"]
+            if ent[f"{STEP}_error"]:
+                method = f"llm_error:{ent[f'{STEP}_error']}"
             else:
-                method = "llm_none"
-        method_counts[method] += 1
-        links_by_row[ent["id"]].append({"role": ent["role"], "name": ent["entity_name"],
-                                        "type": ent["entity_type"], "node_id": node_id, "score": score,
-                                        "method": method})
-    out = extracted.drop_columns([c for c in extracted.column_names if c.startswith("extract_") and
-                                  c not in ("extract_result",)])
-    out = with_column(out, "links_json", [json.dumps(links_by_row.get(i, [])) for i in
-                                          out.column("id").to_pylist()], pa.string())
+                choice = json.loads(ent[f"{STEP}_result"])["choice"]
+                if 1 <= choice <= len(d["candidates"]):
+                    c = d["candidates"][choice - 1]
+                    node_id, score = c["node_id"], c["score"]
+                else:
+                    method = "llm_none"
+        methods[ent["id"]].append(method)
+        links_by_row[ent["id"]].append({"role": ent["role"], "name": ent["entity_name"], "type": ent["entity_type"],
+                                        "node_id": node_id, "score": score, "method": method})
+    drop = [c for c in rows.column_names if (c.startswith("extract_") and c != "extract_result")
+            or c.startswith(f"{STEP}_") or c in ("row_kind", "role", "entity_name", "entity_type", "decision_json",
+                                                 "candidates_json", "entity_pos")]
+    out = rows.drop_columns(drop)
+    ids = out.column("id").to_pylist()
+    out = with_column(out, "links_json", [json.dumps(links_by_row.get(i, [])) for i in ids], pa.string())
     out = with_column(out, "n_linked", [sum(1 for x in links_by_row.get(i, []) if x["node_id"] is not None)
-                                        for i in out.column("id").to_pylist()], pa.int64())
-    return storage.write_table(out_uri, out, stage=STEP, config_hash=fingerprint, tokens=tokens,
-                               extra={"entities": entities.num_rows, "methods": dict(method_counts),
-                                      "rows_in": extracted.num_rows}, options=opts)
+                                        for i in ids], pa.int64())
+    out = with_column(out, "link_methods_json", [json.dumps(methods.get(i, [])) for i in ids], pa.string())
+    # link drops no QA row: an entity without a node is recorded with its method
+    return with_column(out, f"{STEP}_error", [None] * out.num_rows, pa.string())
+
+
+def link_counts(out: pa.Table) -> dict[str, int]:
+    counts: Counter = Counter()
+    for methods in out.column("link_methods_json").to_pylist():
+        for m in json.loads(methods):
+            counts["entities"] += 1
+            counts[f"methods.{m}"] += 1
+    return dict(counts)
+
+
+def link_entities(cfg: Config, extracted_uri: str, *, nodes_uri: str, embeddings_uri: str, out_uri: str,
+                  rejects_uri: str, fingerprint: str, llm_fn: LlmFn, force: bool = False):
+    """Link every extracted entity to a KG node, shard by shard on workers."""
+    from functools import partial
+
+    from medreason_dist.models import resolve_model
+
+    rc = cfg.reason
+    model_path = resolve_model(cfg.models.embedder, cfg.models.cache_dir, storage_options=cfg.storage)
+    vectors_uri = node_embeddings(nodes_uri, embeddings_uri, cfg.models.embedder, model_path,
+                                  batch_size=rc.embed_batch_size, options=cfg.storage)
+    return run_llm_sharded(
+        cfg, llm_fn, extracted_uri, step=STEP, prompt=link_choice_row_prompt, output_model=LinkChoice,
+        sampling=rc.link, out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP, fingerprint=fingerprint, force=force,
+        prepare=partial(link_shard_rows, nodes_uri=nodes_uri, vectors_uri=vectors_uri, model_path=model_path,
+                        top_k=rc.link_top_k, min_sim=rc.link_min_similarity, accept_sim=rc.link_accept_similarity,
+                        any_type_fallback=rc.link_any_type_fallback, embed_batch_size=rc.embed_batch_size,
+                        options=cfg.storage),
+        finalize=links_per_row, count_fn=link_counts)
