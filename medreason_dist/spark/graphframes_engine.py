@@ -9,6 +9,11 @@ pairs that start on an island; results are identical to the ``dataframe`` engine
 The GraphFrames JVM package must be on the classpath (``spark.jars.packages``); it is not
 bundled with pyspark and cannot be downloaded on an offline machine. Requesting this engine
 without it is an error — never a silent fallback to the other engine.
+
+This module holds only what is GraphFrames-specific (the availability check and the component
+prefilter) and imports nothing from ``medreason_dist.spark.paths``: the engine factory there
+(``paths.job.make_engine``) plugs :func:`units_in_one_component` into the ordinary
+``PathEngine`` as its unit filter, so the dependency runs one way.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from medreason_dist.spark.io import jvm_class_loadable
-from medreason_dist.spark.paths import Graph, PathEngine
 
 log = logging.getLogger(__name__)
 
@@ -52,30 +56,37 @@ def graphframes_missing_reason(spark: SparkSession) -> str | None:
     return None
 
 
-class GraphFramesPathEngine(PathEngine):
-    name = "graphframes"
+def require_graphframes(spark: SparkSession) -> None:
+    """Raise :class:`GraphFramesUnavailableError` (saying what to add) unless the engine can run."""
+    reason = graphframes_missing_reason(spark)
+    if reason is not None:
+        raise GraphFramesUnavailableError(f"engine 'graphframes' cannot run: {reason}")
 
-    def __init__(self, spark: SparkSession, **options) -> None:
-        reason = graphframes_missing_reason(spark)
-        if reason is not None:
-            raise GraphFramesUnavailableError(f"engine 'graphframes' cannot run: {reason}")
-        super().__init__(spark, **options)
-        self.prefilter: dict[str, int] = {}
 
-    def filter_units(self, units: DataFrame, graph: Graph) -> DataFrame:
-        from graphframes import GraphFrame
+def units_in_one_component(
+    units: DataFrame, node_ids: DataFrame, adj: DataFrame
+) -> tuple[DataFrame, dict[str, int]]:
+    """Search units ``(s, t, pid)`` whose two ends share a connected component, and counts.
 
-        vertices = graph.node_ids.select(F.col("node_id").alias("id"))
-        edges = graph.adj.where(F.col("src") < F.col("dst")).select("src", "dst").distinct()
-        components = GraphFrame(vertices, edges).connectedComponents(
-            broadcastThreshold=-1, use_local_checkpoints=True
-        )
-        comp = components.select(F.col("id"), F.col("component"))
-        labelled = units.join(
-            comp.select(F.col("id").alias("s"), F.col("component").alias("cs")), "s"
-        ).join(comp.select(F.col("id").alias("t"), F.col("component").alias("ct")), "t")
-        kept = self._keep(labelled.where(F.col("cs") == F.col("ct")).select("s", "t", "pid"))
-        n_units, n_kept = units.count(), kept.count()
-        self.prefilter = {"units": int(n_units), "units_in_different_components": int(n_units - n_kept)}
-        log.info("graphframes prefilter: %s", self.prefilter)
-        return kept
+    ``node_ids(node_id)`` and ``adj(src, dst, ...)`` (both directions) are the prepared graph's.
+    Units across components cannot have a path; dropping them here leaves them unmet, so they
+    are reported ``no_path_within_max_hops`` exactly as the full search would.
+    """
+    from graphframes import GraphFrame
+
+    vertices = node_ids.select(F.col("node_id").alias("id"))
+    edges = adj.where(F.col("src") < F.col("dst")).select("src", "dst").distinct()
+    components = GraphFrame(vertices, edges).connectedComponents(
+        broadcastThreshold=-1, use_local_checkpoints=True
+    )
+    comp = components.select(F.col("id"), F.col("component"))
+    labelled = units.join(
+        comp.select(F.col("id").alias("s"), F.col("component").alias("cs")), "s"
+    ).join(comp.select(F.col("id").alias("t"), F.col("component").alias("ct")), "t")
+    # Checkpointed (lineage cut, as every intermediate of the search): it is counted right away
+    # and then drives the whole search.
+    kept = labelled.where(F.col("cs") == F.col("ct")).select("s", "t", "pid").localCheckpoint(eager=True)
+    n_units, n_kept = units.count(), kept.count()
+    prefilter = {"units": int(n_units), "units_in_different_components": int(n_units - n_kept)}
+    log.info("graphframes prefilter: %s", prefilter)
+    return kept, prefilter

@@ -1,7 +1,7 @@
 """Seeded choice of which shortest paths to keep, as ranks in ``[0, n_paths)``.
 
 The path engine numbers the shortest paths of a pair ``0 .. n-1`` without listing them (see
-``paths.py``). Keeping every path means ranks ``0 .. n-1``; above the cap we keep a uniform
+``paths/assemble.py``). Keeping every path means ranks ``0 .. n-1``; above the cap we keep a uniform
 sample of exactly ``max_paths`` distinct ranks. The sample depends only on
 ``(seed, pair_id, n, max_paths)`` — never on partitioning, executor count or run order — so a
 re-run, or a run on another cluster, keeps the same paths.
