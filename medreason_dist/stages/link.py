@@ -21,6 +21,7 @@ from medreason_dist.kg.schema import normalize_names
 from medreason_dist.llm.prompts import link_choice_prompt
 from medreason_dist.llm.schemas import LinkChoice
 from medreason_dist.stages.common import LlmFn, run_llm_sharded, with_column
+from medreason_dist.stages.sharded import CARRIED, ROW_KIND, ask_only, with_carried_rows
 
 STEP = "link"
 
@@ -92,19 +93,9 @@ def candidate_links(entities: pa.Table, nodes: pa.Table, node_vectors: pa.Table,
     return decisions
 
 
-# Rows of a link shard: each QA row ("row", carried through) and one row per extracted entity;
-# only entities whose candidates need a choice go to the LLM.
-ROW, DECIDED, CHOOSE = "row", "decided", "choose"
-
-
-class _NoQuestionForTheModel(Exception):
-    """Marks a shard row that bypasses the engine (a carried QA row or an entity already decided)."""
-
-
-def link_choice_row_prompt(row: dict) -> list[dict[str, str]]:
-    if row["row_kind"] != CHOOSE:
-        raise _NoQuestionForTheModel(row["row_kind"])
-    return link_choice_prompt(row)
+# A link shard: its QA rows (carried) and one row per extracted entity; only entities whose
+# candidates need a choice are asked (see stages/sharded.py).
+DECIDED, CHOOSE = "decided", "choose"
 
 
 _WORKER_CACHE: dict[tuple, object] = {}  # per worker process: the embedder and the node index
@@ -123,9 +114,8 @@ def link_shard_rows(extracted: pa.Table, *, nodes_uri: str, vectors_uri: str, mo
     from medreason_dist.embed import Embedder
 
     entities = explode_entities(extracted)
-    carried = extracted.append_column("row_kind", pa.array([ROW] * extracted.num_rows, pa.string()))
     if entities.num_rows == 0:
-        return carried
+        return with_carried_rows(extracted, None)
     nodes = _cached(("nodes", nodes_uri), lambda: storage.read_table(
         nodes_uri, columns=["node_id", "name", "name_norm", "type"], options=options))
     vectors = _cached(("vectors", vectors_uri), lambda: storage.read_table(vectors_uri, options=options))
@@ -136,21 +126,21 @@ def link_shard_rows(extracted: pa.Table, *, nodes_uri: str, vectors_uri: str, mo
     index = _cached(("index", vectors_uri), lambda: build_index(vectors))
     decisions = candidate_links(entities, nodes, vectors, matrix, top_k=top_k, min_sim=min_sim,
                                 accept_sim=accept_sim, any_type_fallback=any_type_fallback, index=index)
-    entities = with_column(entities, "row_kind", [CHOOSE if d["method"] == "llm" else DECIDED for d in decisions],
+    entities = with_column(entities, ROW_KIND, [CHOOSE if d["method"] == "llm" else DECIDED for d in decisions],
                            pa.string())
     entities = with_column(entities, "decision_json", [json.dumps(d) for d in decisions], pa.string())
     entities = with_column(entities, "candidates_json", [json.dumps(d["candidates"]) for d in decisions], pa.string())
     entities = with_column(entities, "entity_pos", list(range(entities.num_rows)), pa.int64())
-    return pa.concat_tables([carried, entities], promote_options="permissive")
+    return with_carried_rows(extracted, entities)
 
 
 def links_per_row(table: pa.Table) -> pa.Table:
     """Per shard, on the writer: fold entity decisions (and LLM choices) back into their QA rows."""
-    kinds = table.column("row_kind").to_pylist()
-    rows = table.filter(pa.array([k == ROW for k in kinds]))
+    kinds = table.column(ROW_KIND).to_pylist()
+    rows = table.filter(pa.array([k == CARRIED for k in kinds]))
     links_by_row: dict[str, list[dict]] = defaultdict(list)
     methods: dict[str, list[str]] = defaultdict(list)
-    entities = [e for e, k in zip(table.to_pylist(), kinds) if k != ROW]
+    entities = [e for e, k in zip(table.to_pylist(), kinds) if k != CARRIED]
     for ent in sorted(entities, key=lambda e: e["entity_pos"]):
         d = json.loads(ent["decision_json"])
         method, node_id, score = d["method"], d["node_id"], d["score"]
@@ -168,7 +158,7 @@ def links_per_row(table: pa.Table) -> pa.Table:
         links_by_row[ent["id"]].append({"role": ent["role"], "name": ent["entity_name"], "type": ent["entity_type"],
                                         "node_id": node_id, "score": score, "method": method})
     drop = [c for c in rows.column_names if (c.startswith("extract_") and c != "extract_result")
-            or c.startswith(f"{STEP}_") or c in ("row_kind", "role", "entity_name", "entity_type", "decision_json",
+            or c.startswith(f"{STEP}_") or c in (ROW_KIND, "role", "entity_name", "entity_type", "decision_json",
                                                  "candidates_json", "entity_pos")]
     out = rows.drop_columns(drop)
     ids = out.column("id").to_pylist()
@@ -201,7 +191,7 @@ def link_entities(cfg: Config, extracted_uri: str, *, nodes_uri: str, embeddings
     vectors_uri = node_embeddings(nodes_uri, embeddings_uri, cfg.models.embedder, model_path,
                                   batch_size=rc.embed_batch_size, options=cfg.storage)
     return run_llm_sharded(
-        cfg, llm_fn, extracted_uri, step=STEP, prompt=link_choice_row_prompt, output_model=LinkChoice,
+        cfg, llm_fn, extracted_uri, step=STEP, prompt=ask_only(CHOOSE, link_choice_prompt), output_model=LinkChoice,
         sampling=rc.link, out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP, fingerprint=fingerprint, force=force,
         prepare=partial(link_shard_rows, nodes_uri=nodes_uri, vectors_uri=vectors_uri, model_path=model_path,
                         top_k=rc.link_top_k, min_sim=rc.link_min_similarity, accept_sim=rc.link_accept_similarity,

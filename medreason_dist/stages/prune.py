@@ -20,6 +20,7 @@ from medreason_dist.kg.render import render_path
 from medreason_dist.llm.prompts import prune_prompt
 from medreason_dist.llm.schemas import PathSelection
 from medreason_dist.stages.common import LlmFn, run_llm_sharded, with_column
+from medreason_dist.stages.sharded import CARRIED, ROW_KIND, ask_only, with_carried_rows
 
 STEP = "prune"
 
@@ -58,19 +59,9 @@ def build_groups(rows: pa.Table, paths: pa.Table, names: dict[int, str], *, max_
     return groups
 
 
-# Rows of a prune shard: one per QA row ("row", carried through to the output) and one per
-# (row, pair) group with paths; only "choose" groups go to the LLM.
-ROW, TAKE_ALL, CHOOSE = "row", "take_all", "choose"
-
-
-class _NoQuestionForTheModel(Exception):
-    """Marks a shard row that bypasses the engine (a carried QA row or a group kept whole)."""
-
-
-def prune_group_prompt(row: dict) -> list[dict[str, str]]:
-    if row["row_kind"] != CHOOSE:
-        raise _NoQuestionForTheModel(row["row_kind"])
-    return prune_prompt(row)
+# A prune shard: its QA rows (carried) and one row per (row, pair) group with paths; only groups
+# with more paths than kept are asked (see stages/sharded.py).
+TAKE_ALL, CHOOSE = "take_all", "choose"
 
 
 def _lookup(uri: str, column: str, values: list, columns: list[str], options) -> pa.Table:
@@ -95,26 +86,23 @@ def prune_shard_rows(rows: pa.Table, *, paths_uri: str, nodes_uri: str, options,
     nodes = _lookup(nodes_uri, "node_id", node_ids, ["node_id", "name"], options)
     names = dict(zip(nodes.column("node_id").to_pylist(), nodes.column("name").to_pylist()))
     groups = build_groups(rows, paths, names, max_per_group=max_per_group, seed=seed)
-    carried = rows.append_column("row_kind", pa.array([ROW] * rows.num_rows, pa.string()))
-    if not groups:
-        return carried
-    table = pa.Table.from_pylist([dict(g, row_kind=CHOOSE if g["n_paths"] > keep_n else TAKE_ALL, keep_n=keep_n,
-                                       group_pos=i) for i, g in enumerate(groups)])
-    return pa.concat_tables([carried, table], promote_options="permissive")
+    questions = pa.Table.from_pylist([dict(g, **{ROW_KIND: CHOOSE if g["n_paths"] > keep_n else TAKE_ALL},
+                                           keep_n=keep_n, group_pos=i) for i, g in enumerate(groups)]) if groups else None
+    return with_carried_rows(rows, questions)
 
 
 def kept_paths_per_row(table: pa.Table, keep_n: int) -> pa.Table:
     """Per shard, on the writer: fold the groups back into their QA rows (the stage's output)."""
-    kinds = table.column("row_kind").to_pylist()
-    rows = table.filter(pa.array([k == ROW for k in kinds]))
+    kinds = table.column(ROW_KIND).to_pylist()
+    rows = table.filter(pa.array([k == CARRIED for k in kinds]))
     kept: dict[str, list[dict]] = defaultdict(list)
     errors: dict[str, Counter] = defaultdict(Counter)
     n_groups, n_llm = Counter(), Counter()
-    groups = [g for g, k in zip(table.to_pylist(), kinds) if k != ROW]
+    groups = [g for g, k in zip(table.to_pylist(), kinds) if k != CARRIED]
     for g in sorted(groups, key=lambda g: g["group_pos"]):
         options_ = json.loads(g["paths_json"])
         n_groups[g["id"]] += 1
-        if g["row_kind"] == TAKE_ALL:  # nothing to choose: every path is kept, no LLM call
+        if g[ROW_KIND] == TAKE_ALL:  # nothing to choose: every path is kept, no LLM call
             kept[g["id"]].extend(options_)
             continue
         n_llm[g["id"]] += 1
@@ -126,7 +114,7 @@ def kept_paths_per_row(table: pa.Table, keep_n: int) -> pa.Table:
             errors[g["id"]]["no_valid_selection"] += 1
         kept[g["id"]].extend(options_[i - 1] for i in picks[:keep_n])
     ids = rows.column("id").to_pylist()
-    step_columns = [c for c in rows.column_names if c.startswith(f"{STEP}_")] + ["row_kind"]
+    step_columns = [c for c in rows.column_names if c.startswith(f"{STEP}_")] + [ROW_KIND]
     group_columns = ["pair_id", "n_paths", "start_name", "end_name", "description", "conclusion", "paths_json",
                      "paths_text_json", "keep_n", "group_pos"]
     out = rows.drop_columns([c for c in step_columns + group_columns if c in rows.column_names])
@@ -157,7 +145,7 @@ def prune_paths(cfg: Config, reformat_uri: str, *, paths_uri: str, nodes_uri: st
 
     rc = cfg.reason
     return run_llm_sharded(
-        cfg, llm_fn, reformat_uri, step=STEP, prompt=prune_group_prompt, output_model=PathSelection,
+        cfg, llm_fn, reformat_uri, step=STEP, prompt=ask_only(CHOOSE, prune_prompt), output_model=PathSelection,
         sampling=rc.prune, out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP, fingerprint=fingerprint, force=force,
         prepare=partial(prune_shard_rows, paths_uri=paths_uri, nodes_uri=nodes_uri, options=cfg.storage,
                         max_per_group=rc.max_paths_per_group, seed=cfg.paths.seed, keep_n=rc.keep_paths_per_group),

@@ -54,6 +54,37 @@ class Shard:
     stop: int
 
 
+# Stages that fan a QA row out into several LLM questions (link: entities, prune: path groups)
+# put the QA row itself and its questions in one shard, told apart by a ``row_kind`` column; only
+# rows of the asking kind reach the engine, the others come back as prompt errors (by design) and
+# the stage's ``finalize`` folds everything back into one output row per QA row.
+ROW_KIND = "row_kind"
+CARRIED = "row"  # the QA row, carried through the engine untouched
+
+
+class NotForTheEngine(Exception):
+    """Raised by a prompt builder for a shard row that is carried, not asked."""
+
+
+def ask_only(kind: str, prompt):
+    """A prompt builder that asks ``prompt`` for rows of ``kind`` and carries every other row."""
+
+    def build(row: dict) -> list[dict[str, str]]:
+        if row[ROW_KIND] != kind:
+            raise NotForTheEngine(row[ROW_KIND])
+        return prompt(row)
+
+    return build
+
+
+def with_carried_rows(rows: pa.Table, questions: pa.Table | None) -> pa.Table:
+    """A shard's QA rows (marked carried) followed by its question rows."""
+    carried = rows.append_column(ROW_KIND, pa.array([CARRIED] * rows.num_rows, pa.string()))
+    if questions is None or questions.num_rows == 0:
+        return carried
+    return pa.concat_tables([carried, questions], promote_options="permissive")
+
+
 def plan_shards(input_uri: str, shard_rows: int, options=None, limit: int | None = None) -> list[Shard]:
     """Row ranges of the input's files, ``shard_rows`` each (the last of a file may be shorter);
     deterministic for given content, so a rerun finds the same shards."""
