@@ -9,6 +9,8 @@ For tests and benchmarks of the ``http`` LLM profile: ``POST /v1/chat/completion
 * otherwise a short plain-text answer,
 
 always the same answer for the same request, with ``usage`` token counts (whitespace words).
+An optional ``answer`` function (request body -> content string, or None for the default
+answer) lets a test or benchmark give content-aware answers (e.g. entities named in the prompt).
 With ``api_key`` set, requests need ``Authorization: Bearer <api_key>`` (else 401); the key is
 never logged, echoed or stored anywhere but the server object. ``GET /v1/models`` and
 ``GET /health`` exist for readiness checks.
@@ -207,8 +209,10 @@ def _message_text(message: dict) -> str:
     return ""
 
 
-def completion(body: dict) -> dict:
-    """The response object for one ``/chat/completions`` request body (raises ValueError if bad)."""
+def completion(body: dict, answer=None) -> dict:
+    """The response object for one ``/chat/completions`` request body (raises ValueError if bad).
+
+    ``answer(body)`` may return the message content; None falls back to the default answer."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise ValueError("messages must be a non-empty list of objects")
@@ -220,7 +224,10 @@ def completion(body: dict) -> dict:
     ).encode()).hexdigest()
     finish = "stop"
     fmt = body.get("response_format") or {}
-    if fmt.get("type") == "json_schema":
+    custom = answer(body) if answer is not None else None
+    if custom is not None:
+        content = str(custom)
+    elif fmt.get("type") == "json_schema":
         schema = (fmt.get("json_schema") or {}).get("schema")
         if not isinstance(schema, dict):
             raise ValueError("response_format.json_schema.schema must be an object")
@@ -307,7 +314,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"null")
             if not isinstance(body, dict):
                 raise ValueError("request body must be a JSON object")
-            response = completion(body)
+            response = completion(body, self.server.fake.answer)
         except (ValueError, SchemaError) as err:  # json.JSONDecodeError is a ValueError
             self.server.fake._count(error=True)
             self._error(400, str(err))
@@ -334,14 +341,17 @@ class FakeOpenAI:
         api_key: when set, the Bearer key every request must carry.
         model: the id listed by ``GET /v1/models``.
         delay_s: added latency per completion (benchmarks).
+        answer: optional ``body -> content | None``; None keeps the default answer. It runs in the
+            server's request threads, so it must be thread-safe (a pure function is).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None,
-                 model: str = "fake-model", delay_s: float = 0.0):
+                 model: str = "fake-model", delay_s: float = 0.0, answer=None):
         self.host, self.requested_port = host, port
         self.api_key = api_key
         self.model = model
         self.delay_s = delay_s
+        self.answer = answer
         self.requests = 0  # completions answered
         self.errors = 0  # 400s for malformed requests
         self._lock = threading.Lock()
