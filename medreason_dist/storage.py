@@ -457,6 +457,12 @@ def _remove_stale_attempts(fs: pafs.FileSystem, root: str) -> None:
                 fs.delete_file(info.path)
         except OSError as err:  # another writer may be using it; harmless to leave
             log.warning("could not remove stale attempt %s: %s", info.path, err)
+    try:  # the empty folder too, so a committed dataset holds only its parts and manifest
+        if fs.get_file_info(attempts).type == pafs.FileType.Directory and not fs.get_file_info(
+                pafs.FileSelector(attempts, allow_not_found=True)):
+            fs.delete_dir(attempts)
+    except OSError as err:
+        log.warning("could not remove %s: %s", attempts, err)
 
 
 class DatasetWriter:
