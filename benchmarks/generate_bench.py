@@ -66,7 +66,8 @@ def _engine(cfg, env: dict[str, str]):
     """A vllm.LLM with the engine settings of ``cfg.llm`` (cpu profile) and ``env`` applied."""
     from vllm import LLM
 
-    from medreason_dist.llm.engine import engine_model_source, vllm_processor_config
+    from medreason_dist.llm.engine import vllm_processor_config
+    from medreason_dist.llm.vllm_spec import engine_model_source
 
     for key in ("VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_NUM_OF_RESERVED_CPU"):
         os.environ.pop(key, None)
@@ -98,7 +99,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from medreason_dist.config import load_config
-    from medreason_dist.llm.engine import cpu_engine_env, engine_model_source, json_schema_of
+    from medreason_dist.llm.engine import json_schema_of
+    from medreason_dist.llm.vllm_spec import cpu_engine_env, engine_model_source
     from medreason_dist.llm.prompts import generate_prompt
     from medreason_dist.llm.schemas import GeneratedReasoning
     from medreason_dist.ray_runtime import ensure_ray

@@ -86,7 +86,11 @@ def run_selected(cfg: Config, names: list[str] | None, *, force: bool = False, p
             if o.status == "failed":
                 console.stage_failed(o.stage, o.detail)
             else:
-                console.stage_finished(o.stage, o.status, o.rows, o.seconds, o.detail if o.status != "ran" else "")
+                detail = o.detail if o.status != "ran" else ""
+                if o.engine_startups:  # the run's shared LLM engine started (or failed to) here
+                    detail = ", ".join(f"engine {'up in' if s['ok'] else 'failed after'} {s['seconds']:.0f}s"
+                                       for s in o.engine_startups) + (f"; {detail}" if detail else "")
+                console.stage_finished(o.stage, o.status, o.rows, o.seconds, detail)
 
         try:
             outcomes = execute.run_stages(cfg, pipeline.PIPELINE, selected, force=force,

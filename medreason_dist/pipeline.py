@@ -298,7 +298,7 @@ PIPELINE: list[Stage] = [
     Stage("sft", "Ray Train: fine-tune the student",
           reads=(D.SFT_CLEAN,),
           writes=(D.TRAIN_LOSS, D.TRAIN_MODEL, D.TRAIN_REJECTS, D.TRAIN_HISTORY, D.TRAIN_SUMMARY, D.TRAIN_CHECKPOINTS),
-          config=("sft",), engines=("sft.model",), run=run_sft),
+          config=("sft",), engines=("sft.model",), run=run_sft, needs_engine_resources=True),
     Stage("eval", "benchmarks with confidence intervals",
           reads=(D.EVAL_QA,), optional_reads=(D.TRAIN_MODEL,), writes=(D.EVAL_RESULTS, D.EVAL_ITEMS, D.EVAL_RAW),
           config=LLM + ("eval",), run=run_eval, external=_eval_model_identity),

@@ -10,6 +10,7 @@ from typing import Literal, Optional
 
 import pyarrow as pa
 import pytest
+import ray_helpers
 from net_helpers import free_port
 from pydantic import BaseModel, ValidationError
 
@@ -317,30 +318,8 @@ def test_run_llm_argument_checks():
 
 @pytest.fixture(scope="module")
 def local_ray():
-    import sys
-
-    import ray
-    from ray import cloudpickle
-
-    # Prompt builders and schemas defined in this file must reach Ray workers, which cannot
-    # import the test module by name.
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
-QUESTIONS = [
-    ("q1", "Which organ produces insulin?", {"A": "Liver", "B": "Pancreas", "C": "Kidney", "D": "Heart"}),
-    ("q2", "Deficiency of which vitamin causes scurvy?", {"A": "Vitamin A", "B": "Vitamin B12", "C": "Vitamin C",
-                                                          "D": "Vitamin D"}),
-    ("q3", "Which blood cells carry oxygen?", {"A": "Platelets", "B": "Erythrocytes", "C": "Neutrophils",
-                                               "D": "Lymphocytes"}),
-    ("q4", "Which bone is in the thigh?", {"A": "Femur", "B": "Radius", "C": "Sternum", "D": "Scapula"}),
-]
+    with ray_helpers.local_ray(__name__) as ray:
+        yield ray
 
 
 @pytest.mark.slow
@@ -348,7 +327,7 @@ QUESTIONS = [
 def test_vllm_cpu_structured_outputs_on_packaged_smollm2(local_ray, capsys):
     import ray.data
 
-    rows = [{"id": i, "question": q, "options": o} for i, q, o in QUESTIONS]
+    rows = [{"id": i, "question": q, "options": o} for i, q, o in ray_helpers.QUESTIONS]
     rows.append({"id": "long", "question": "chest pain " * 1200, "options": {"A": "x", "B": "y"}})
     rows.append({"id": "broken", "question": "no options here", "options": None})
     settings = LLMSettings(cache_dir=MODEL_CACHE, max_model_len=2048, batch_size=8)
@@ -360,7 +339,7 @@ def test_vllm_cpu_structured_outputs_on_packaged_smollm2(local_ray, capsys):
     elapsed = time.monotonic() - started
 
     assert sorted(got) == sorted(r["id"] for r in rows)  # every row exactly once
-    for qid, question, options in QUESTIONS:
+    for qid, question, options in ray_helpers.QUESTIONS:
         r = got[qid]
         assert r["question"] == question and r["options"] == options  # original columns kept
         assert r["pick_error"] is None, r

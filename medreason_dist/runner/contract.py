@@ -36,6 +36,9 @@ class Stage:
     # identity of them joins the fingerprint, so editing a source file reruns the stage.
     external: Callable[[Config], dict] | None = None
     optional_reads: tuple[DatasetRef, ...] = ()  # read when present (e.g. the fine-tuned model)
+    # The stage needs the CPUs/GPUs a run's shared LLM engine holds between LLM stages
+    # (training): the runner stops that engine first, and the next LLM stage starts it again.
+    needs_engine_resources: bool = False
 
     @property
     def output(self) -> DatasetRef:

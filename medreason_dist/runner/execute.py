@@ -111,6 +111,7 @@ class StageOutcome:
     output: str = ""
     detail: str = ""
     exit_code: int = EXIT_OK  # what a failure means for the process (see exit_code below)
+    engine_startups: list[dict] = field(default_factory=list)  # shared LLM engines started during it
 
 
 def exit_code(outcomes: list[StageOutcome]) -> int:
@@ -166,17 +167,32 @@ def run_stage(cfg: Config, stage: Stage, *, force: bool = False) -> StageOutcome
 
 def run_stages(cfg: Config, stages: list[Stage], selected: list[str], *, force: bool = False,
                on_start=None, on_outcome=None) -> list[StageOutcome]:
-    """Run the selected stages in pipeline order; stop at the first failure."""
+    """Run the selected stages in pipeline order; stop at the first failure.
+
+    LLM stages share one engine per model for the whole call (``llm.shared_engine``; see
+    :mod:`medreason_dist.llm.serve`): the first LLM stage starts it, later ones reuse it, a stage
+    that needs its resources (training) stops it first, and it is stopped when the run ends.
+    Each engine start-up is recorded in the manifest of the stage that paid for it.
+    """
+    from medreason_dist.llm import serve as llm_serve  # light import: vLLM loads on first engine
+
     outcomes: list[StageOutcome] = []
-    for stage in stages:
-        if stage.name not in selected:
-            continue
-        if on_start is not None:
-            on_start(stage)
-        outcome = run_stage(cfg, stage, force=force)
-        outcomes.append(outcome)
-        if on_outcome is not None:
-            on_outcome(outcome)
-        if outcome.status == "failed":
-            break
+    with llm_serve.shared_engines():
+        for stage in stages:
+            if stage.name not in selected:
+                continue
+            if stage.needs_engine_resources:
+                llm_serve.release_engines()
+            if on_start is not None:
+                on_start(stage)
+            before = len(llm_serve.engine_startups())
+            outcome = run_stage(cfg, stage, force=force)
+            outcome.engine_startups = llm_serve.engine_startups()[before:]
+            if outcome.engine_startups and outcome.status == "ran":
+                storage.annotate_manifest(outcome.output, {"engine_startups": outcome.engine_startups}, cfg.storage)
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+            if outcome.status == "failed":
+                break
     return outcomes

@@ -31,7 +31,7 @@ EXECUTION_ONLY: tuple[str, ...] = (
     "ray.*",
     "models.cache_dir", "llm.cache_dir", "sft.model_cache_dir",
     "llm.batch_size", "llm.concurrency", "llm.max_concurrent_batches", "llm.tokenizer_concurrency",
-    "llm.light_stage_cpus", "llm.max_num_seqs",
+    "llm.light_stage_cpus", "llm.max_num_seqs", "llm.shared_engine",
     "llm.cpu.cpus_per_engine", "llm.cpu.memory_fraction", "llm.cpu.kv_cache_gib", "llm.cpu.omp_threads_bind",
     "llm.cpu.reserved_cpus",
     "llm.gpu.accelerator_type", "llm.gpu.gpu_memory_utilization",
