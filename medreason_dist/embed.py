@@ -38,9 +38,14 @@ class Embedder:
 
 
 def node_embeddings(nodes_uri: str, cache_uri: str, model_ref: str, model_path: str, *, batch_size: int,
-                    options: storage.StorageOptions | None = None, num_cpus: float = 1) -> str:
+                    options: storage.StorageOptions | None = None, num_cpus: float = 0.25) -> str:
     """The dataset of every KG node name's embedding, computed once per KG version and model by
-    workers (read, embed, write); returns its URI."""
+    workers (read, embed, write); returns its URI.
+
+    ``num_cpus`` is what the embedding actor reserves, not what it uses (torch takes the node's
+    threads either way): a whole CPU next to a run's shared LLM engine, which holds its own
+    bundle, left no CPU for the read tasks of a 2-CPU Ray, and the stage waited forever.
+    """
     import ray
 
     from medreason_dist import raydata

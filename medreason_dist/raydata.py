@@ -15,18 +15,45 @@ import pyarrow as pa
 from medreason_dist import storage
 
 
+# CPUs a read or write task reserves. They wait on storage more than they compute, and a whole
+# CPU each (Ray's default) does not fit beside a run's shared LLM engine on a small node: with
+# the engine's bundle holding one of two CPUs and an actor holding a quarter, a 1-CPU task never
+# got scheduled and the stage waited forever.
+IO_TASK_CPUS = 0.25
+
+
+def _read_files(batch: pa.Table, *, columns: list[str] | None, options: storage.StorageOptions | None) -> pa.Table:
+    """On a worker: the rows of the files named in ``batch`` (``file``, ``base``)."""
+    import pyarrow.dataset as pds
+
+    tables = []
+    for file_uri, base_uri in zip(batch.column("file").to_pylist(), batch.column("base").to_pylist()):
+        fs, path = storage.filesystem(file_uri, options)
+        _, base = storage.filesystem(base_uri, options)
+        # Hive partition folders of a plain Parquet folder become columns, as in storage.read_table.
+        dataset = pds.dataset([path], filesystem=fs, format="parquet", partitioning="hive",
+                              partition_base_dir=base)
+        tables.append(dataset.to_table(columns=columns))
+    return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+
+
 def read(uris: str | list[str], options: storage.StorageOptions | None = None, columns: list[str] | None = None):
-    """The committed files of one or more datasets (or plain Parquet folders) as one Ray Dataset."""
+    """The committed files of one or more datasets (or plain Parquet folders) as one Ray Dataset.
+
+    The driver takes the file list from the manifests and hands it to workers, one file per
+    task, which read the files themselves: no listing of storage (Ray's own Parquet reader lists
+    again, in a task that reserves a whole CPU and cannot be told otherwise), no rows through
+    the driver.
+    """
     import ray
 
     uris = [uris] if isinstance(uris, str) else uris
-    fs = None
-    paths = []
-    for uri in uris:
-        for file_uri in storage.describe(uri, options).files:
-            fs, path = storage.filesystem(file_uri, options)
-            paths.append(path)
-    return ray.data.read_parquet(paths, filesystem=fs, columns=columns)
+    files = [{"file": f, "base": uri} for uri in uris for f in storage.describe(uri, options).files]
+    if not files:
+        raise storage.IncompleteDatasetError(f"no data files in {', '.join(uris)}")
+    return ray.data.from_items(files, override_num_blocks=len(files)).map_batches(
+        _read_files, batch_size=1, batch_format="pyarrow", num_cpus=IO_TASK_CPUS,
+        fn_kwargs={"columns": columns, "options": options})
 
 
 def write(ds, uri: str, *, stage: str, schema: pa.Schema, options: storage.StorageOptions | None = None,
@@ -35,7 +62,7 @@ def write(ds, uri: str, *, stage: str, schema: pa.Schema, options: storage.Stora
     attempt = storage.new_attempt(uri)
     fs, path = storage.filesystem(attempt, options)
     fs.create_dir(path, recursive=True)
-    ds.write_parquet(path, filesystem=fs)
+    ds.write_parquet(path, filesystem=fs, ray_remote_args={"num_cpus": IO_TASK_CPUS})
     return storage.commit_attempt(uri, attempt, stage=stage, schema=schema, options=options, **manifest)
 
 

@@ -189,7 +189,8 @@ def link_entities(cfg: Config, extracted_uri: str, *, nodes_uri: str, embeddings
     rc = cfg.reason
     model_path = resolve_model(cfg.models.embedder, cfg.models.cache_dir, storage_options=cfg.storage)
     vectors_uri = node_embeddings(nodes_uri, embeddings_uri, cfg.models.embedder, model_path,
-                                  batch_size=rc.embed_batch_size, options=cfg.storage)
+                                  batch_size=rc.embed_batch_size, options=cfg.storage,
+                                  num_cpus=cfg.llm.light_stage_cpus)
     return run_llm_sharded(
         cfg, llm_fn, extracted_uri, step=STEP, prompt=ask_only(CHOOSE, link_choice_prompt), output_model=LinkChoice,
         sampling=rc.link, out_uri=out_uri, rejects_uri=rejects_uri, stage=STEP, fingerprint=fingerprint, force=force,
