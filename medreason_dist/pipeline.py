@@ -276,7 +276,8 @@ PIPELINE: list[Stage] = [
           engines=("llm.model", "models.embedder"), run=run_link),
     Stage("reformat", "LLM: description/conclusion and entity pairs",
           reads=(D.LINK,), writes=(D.REFORMAT, D.REFORMAT_REJECTS, D.PAIRS),
-          config=LLM + ("reason.reformat",), engines=("llm.model",), run=run_reformat),
+          config=LLM + ("reason.reformat",), engines=("llm.model",), run=run_reformat,
+          version=2),  # 2: a node pair once per row, however many mentions link to its nodes
     Stage("paths", "Spark: all shortest KG paths per entity pair",
           reads=(D.PAIRS, D.KG_NODES, D.KG_EDGES), writes=(D.PATHS, D.PATHS_PAIR_STATUS),
           config=("paths",), run=run_paths_stage),

@@ -151,6 +151,14 @@ def test_entity_pairs_skip_unlinked_and_same_node():
     assert reformat.entity_pairs(links) == [{"pair_id": "1->2", "src": 1, "dst": 2}]
 
 
+def test_entity_pairs_once_per_node_pair_when_mentions_share_a_node():
+    # The demo run's prune failed on this: "MI" and "myocardial infarction" both linked to node 7
+    # gave the pair 7->9 twice, and prune built two groups with one key.
+    links = [{"role": "q", "node_id": 7, "name": "MI"}, {"role": "q", "node_id": 7, "name": "myocardial infarction"},
+             {"role": "a", "node_id": 9, "name": "aspirin"}, {"role": "a", "node_id": 9, "name": "ASA"}]
+    assert reformat.entity_pairs(links) == [{"pair_id": "7->9", "src": 7, "dst": 9}]
+
+
 def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
     """extract -> link -> reformat -> (paths given) -> prune -> generate -> verify on a tiny KG."""
     kg = cfg.kg_uri()

@@ -26,10 +26,11 @@ def pair_id(src: int, dst: int) -> str:
 
 
 def entity_pairs(links: list[dict]) -> list[dict]:
-    q = {(x["node_id"], x["name"]) for x in links if x["role"] == "q" and x["node_id"] is not None}
-    a = {(x["node_id"], x["name"]) for x in links if x["role"] == "a" and x["node_id"] is not None}
-    return [{"pair_id": pair_id(qs, an), "src": qs, "dst": an} for qs, _ in sorted(q) for an, _ in sorted(a)
-            if qs != an]
+    """The row's (question node, answer node) pairs, each once: two mentions linked to the same
+    node (e.g. "MI" and "myocardial infarction") give one pair, not two groups of the same paths."""
+    q = {x["node_id"] for x in links if x["role"] == "q" and x["node_id"] is not None}
+    a = {x["node_id"] for x in links if x["role"] == "a" and x["node_id"] is not None}
+    return [{"pair_id": pair_id(qs, an), "src": qs, "dst": an} for qs in sorted(q) for an in sorted(a) if qs != an]
 
 
 def _linked_names(links: list[dict], role: str) -> str:
