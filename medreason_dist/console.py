@@ -138,9 +138,23 @@ def format_progress(stage: str, done: int, total: int | None, elapsed_s: float) 
     return "  ".join(parts)
 
 
+def user_error(exc: BaseException) -> BaseException:
+    """The error a worker raised, out of Ray's wrappers (``RayTaskError`` -> ``UserCodeException``
+    -> the stage's own exception), whose messages are whole remote tracebacks."""
+    seen = set()
+    while type(exc).__module__.startswith("ray.") and id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "cause", None) or exc.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return exc
+
+
 def one_line(reason: Any, limit: int = 300) -> str:
     """A failure reason as one redacted line: ``Type: first line of the message``."""
     if isinstance(reason, BaseException):
+        reason = user_error(reason)
         text = str(reason).strip()
         first = text.splitlines()[0] if text else ""
         line = f"{type(reason).__name__}: {first}" if first else type(reason).__name__

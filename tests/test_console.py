@@ -355,3 +355,21 @@ def test_ray_worker_env_quiets_vllm_unless_verbose_or_set(monkeypatch):
     assert worker_env(verbose=True) == {}
     monkeypatch.setenv("VLLM_LOGGING_LEVEL", "DEBUG")
     assert "VLLM_LOGGING_LEVEL" not in worker_env()  # the driver's own setting wins (inherited)
+
+
+def test_failure_line_names_the_workers_error_not_rays_wrapper():
+    from medreason_dist.console import one_line
+
+    # Shaped like Ray's wrappers: a RayTaskError whose message is the remote traceback, its
+    # ``cause`` a UserCodeException raised from the stage's own error.
+    wrapper_types = {name: type(name, (Exception,), {"__module__": "ray.exceptions"})
+                     for name in ("RayTaskError", "UserCodeException")}
+    own = ValueError("stage prune: shard 1 has duplicate 'key' values")
+    user = wrapper_types["UserCodeException"]("UDF failed to process a data block.")
+    user.__cause__ = own
+    task = wrapper_types["RayTaskError"]("ray::MapWorker(...).submit() (pid=1)\n  File ...\n" * 20)
+    task.cause = user
+    assert one_line(task) == "ValueError: stage prune: shard 1 has duplicate 'key' values"
+    mine = RuntimeError("config key llm.model is wrong")
+    mine.__cause__ = own  # the project's own wrapping keeps its own message
+    assert one_line(mine) == "RuntimeError: config key llm.model is wrong"

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from medreason_dist import storage
+from medreason_dist.console import one_line
 from medreason_dist.config import Config
 from medreason_dist.datasets import DatasetRef
 from medreason_dist.runner.contract import Stage, StageContext, StageEmpty
@@ -159,7 +160,7 @@ def run_stage(cfg: Config, stage: Stage, *, force: bool = False) -> StageOutcome
         # The traceback goes to the run log; the console shows the one-line detail.
         log.info("stage %s failed", stage.name, exc_info=True)
         return StageOutcome(stage.name, "failed", seconds=time.perf_counter() - start, output=output,
-                            detail=f"{type(err).__name__}: {err}", exit_code=_exit_code_of(err))
+                            detail=one_line(err), exit_code=_exit_code_of(err))
     seconds = time.perf_counter() - start
     storage.annotate_manifest(output, {"fingerprint": parts, "wall_s": round(seconds, 3)}, cfg.storage)
     return StageOutcome(stage.name, "ran", result.manifest.rows, result.manifest.rejects, seconds, output=output)
