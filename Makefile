@@ -43,7 +43,7 @@ demo: setup
 	$(BIN)/medreason-dist run
 	@echo
 	@echo "Outputs: ./out   (each dataset has a .manifest.json; quarantine under out/sources/quarantine)"
-	@if [ -f out/report/index.html ]; then echo "Report: $$(pwd)/out/report/index.html"; else echo "Report: pending (issue #5)"; fi
+	@if [ -f out/report/index.html ]; then echo "Report: $$(pwd)/out/report/index.html"; else echo "Report: not written (see the run table above)"; fi
 
 # The whole suite, slow end-to-end tests included.
 test: setup
