@@ -440,3 +440,19 @@ def test_http_profile_against_openai_compatible_endpoint(local_ray, monkeypatch)
     assert sent["body"]["response_format"]["json_schema"]["schema"] == Verdict.model_json_schema()
     summary = engine.usage_summary(pa.Table.from_pylist(list(got.values())), "pick", settings)
     assert summary["cost_usd"] > 0
+
+
+def test_http_payload_has_the_same_fields_for_asked_and_rejected_rows():
+    # Ray Data merges the rows' payload structs per batch; a shard whose rows were all carried past
+    # the engine used to give a payload without messages/response_format, and the merge failed.
+    fmt = engine.http_response_format("pick", engine.json_schema_of(Verdict), strict=True)
+    pre = engine._http_preprocess({"temperature": 0.0, "max_tokens": 8}, "m", fmt)
+    asked = pre({"__mr_reject": None, "__mr_messages": json.dumps([{"role": "user", "content": "hi"}])})
+    rejected = pre({"__mr_reject": engine.PROMPT_TOO_LONG, "__mr_messages": None})
+
+    def shape(value):
+        return {k: shape(v) for k, v in value.items()} if isinstance(value, dict) else type(value).__name__
+
+    assert shape(asked["payload"]) == shape(rejected["payload"])
+    assert rejected["__inference_error__"] and not asked["__inference_error__"]
+    assert rejected["payload"]["messages"] == [] and asked["payload"]["messages"][0]["content"] == "hi"

@@ -474,11 +474,13 @@ def _vllm_preprocess(sampling: dict[str, Any]):
 def _http_preprocess(sampling: dict[str, Any], model_name: str, response_format: dict[str, Any] | None):
     def preprocess(row: dict[str, Any]) -> dict[str, Any]:
         reject = row.get(_C_REJECT)
-        payload: dict[str, Any] = {"model": model_name, **sampling}
-        if not reject:
-            payload["messages"] = json.loads(row[_C_MESSAGES])
-            if response_format is not None:
-                payload["response_format"] = response_format
+        # Every row's payload has the same fields (a rejected row's are empty and never sent):
+        # Ray Data merges the per-row structs of a batch, and blocks whose nested fields differed
+        # failed there ("'DataType' object is not iterable") when a shard asked nothing.
+        payload: dict[str, Any] = {"model": model_name, **sampling,
+                                   "messages": [] if reject else json.loads(row[_C_MESSAGES])}
+        if response_format is not None:
+            payload["response_format"] = response_format
         return {
             "payload": payload,
             "__inference_error__": f"rejected before the engine: {reject}" if reject else "",
