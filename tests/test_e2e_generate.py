@@ -106,7 +106,12 @@ def test_ray_job_submit(tmp_path, model_cache):
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
          "--num-cpus=2", "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash_port}",
-         "--disable-usage-stats"],
+         "--disable-usage-stats",
+         # The agents' default ports (52365, ...) may be held by another Ray on this machine
+         # (another test's); an agent that cannot bind leaves the job API answering "No
+         # available agent" for good, so this head gets ports of its own.
+         f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+         f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}"],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for_port(dash_port, 120, proc=head, poll_s=1), "ray head exited or its dashboard did not open"
