@@ -1,0 +1,1 @@
+"""Literature mining for systematic reviews (LEADS): candidate records, clients, tasks."""
