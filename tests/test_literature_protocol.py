@@ -88,3 +88,36 @@ def test_the_shared_trialmind_reviews_load():
     assert sum(len(r.included) for r in reviews) == 606  # the README's count; 150 have a PMID and no title
     assert all(r.protocol.pico.population and r.protocol.pico.outcome for r in reviews)
     assert sum(1 for r in reviews if r.characteristics) >= 10
+
+
+def test_packaged_fixture_review_is_consistent():
+    """The embedded default's review: protocol, 50 candidates in three formats, gold labels and
+    gold extraction values that can be found in the full texts."""
+    import csv
+
+    from medreason_dist.literature.records import load_records
+
+    root = Path(__file__).resolve().parents[1] / "medreason_dist" / "data" / "leads" / "knee_oa_exercise"
+    protocol = load_protocol(root / "protocol.yaml")
+    assert len(protocol.criteria()) == 6 and len(protocol.fields) == 6
+    loaded = load_records([root / "candidates.ris", root / "candidates.csv", root / "pubmed.xml"])
+    assert loaded.records.num_rows == 50 and loaded.stats["duplicates_merged"] == 3
+    assert loaded.quarantine.column("reason").to_pylist() == ["missing_title"]
+    with (root / "gold_labels.csv").open() as f:
+        gold = {r["pmid"]: r for r in csv.DictReader(f)}
+    assert sum(r["included"] == "1" for r in gold.values()) == 16 and len(gold) == 50
+    # every candidate is labelled: by PMID, or by title for the RIS copies without one
+    titles = {r["title"] for r in gold.values()}
+    assert all(r["pmid"] in gold or r["title"] in titles for r in loaded.records.to_pylist())
+    extraction = json.loads((root / "gold_extraction.json").read_text())
+    fields = {f.name for f in protocol.fields}
+    for pmid, study in extraction.items():
+        text = (root / "fulltexts" / f"{pmid}.md").read_text()
+        assert gold[pmid]["included"] == "1" and set(study["characteristics"]) == fields == set(study["evidence"])
+        # each gold value has a supporting span of the text (a number may be written in words there)
+        assert all(span in text for span in study["evidence"].values()), pmid
+        for field_name in ("mean_age", "programme_weeks"):
+            assert str(study["characteristics"][field_name]) in study["evidence"][field_name], (pmid, field_name)
+        for table in study["participants"] + study["results"]:
+            assert set(table["values"]) == {arm["label"] for arm in study["arms"]}
+            assert all(str(v) in text for v in table["values"].values()), (pmid, table)

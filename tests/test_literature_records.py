@@ -193,3 +193,15 @@ def test_normalisers():
     assert R.parse_label("Yes") is True and R.parse_label("") is None
     with pytest.raises(R.RecordError):
         R.parse_label("maybe")
+
+
+def test_one_title_on_two_papers_stays_two_records():
+    def row(**kw):
+        return R._record("csv", "f.csv", **{"title": "Exercise for knee pain", **kw})
+
+    rows = [row(pmid="1"), row(pmid="2"), row(), row(doi="10.1/a"), row(doi="10.1/b", pmid="1")]
+    merged, stats = R.merge_duplicates(rows)
+    # PMID 1 takes its DOI b and the copy with no ids; PMID 2 and DOI a name other papers
+    assert sorted((r["pmid"] or "-", r["doi"] or "-", r["merged_from"]) for r in merged) == [
+        ("-", "10.1/a", 1), ("1", "10.1/b", 3), ("2", "-", 1)]
+    assert stats["title_collisions_kept_apart"] == 2 and stats["duplicates_merged"] == 2

@@ -9,8 +9,10 @@ reason. Nothing is dropped silently.
 
 Duplicates. Two records are the same study when they share a PMID, a DOI, an NCT id (a
 registry record and the publications that cite its NCT id are one study) or a normalised title
-(lower case, letters and digits only). Records linked through any chain of shared keys are
-merged into one row: for each single-valued field the first non-empty value in input order
+(lower case, letters and digits only) -- except that a shared title does not join records whose
+PMIDs or DOIs differ (two papers can carry one title; those are counted as
+``title_collisions_kept_apart``). Records linked through any chain of shared keys are merged into
+one row: for each single-valued field the first non-empty value in input order
 (files in the order given, records in file order) wins; list fields are unioned in that order;
 the label is ``True`` if any merged record says included, else ``False`` if any says excluded,
 else unknown, and a merge of both is counted as ``label_conflicts``. ``merged_from`` says how
@@ -441,6 +443,10 @@ def record_id(row: dict) -> str:
 def merge_duplicates(rows: list[dict]) -> tuple[list[dict], dict[str, int]]:
     """One row per study (see the module doc for the rule); stats of what was merged."""
     parent = list(range(len(rows)))
+    # Per group head: the PMIDs and DOIs its records carry, to refuse a title-only join of two
+    # groups that name different papers.
+    ids: dict[int, dict[str, set]] = {i: {"pmid": {r["pmid"]} - {None}, "doi": {r["doi"]} - {None}}
+                                      for i, r in enumerate(rows)}
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -448,15 +454,31 @@ def merge_duplicates(rows: list[dict]) -> tuple[list[dict], dict[str, int]]:
             i = parent[i]
         return i
 
-    owner: dict[str, int] = {}
-    for i, row in enumerate(rows):
-        for key in duplicate_keys(row):
-            if key in owner:
-                a, b = find(owner[key]), find(i)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)  # the earlier record stays the group's head
-            else:
-                owner[key] = i
+    def join(a: int, b: int) -> None:
+        a, b = sorted((find(a), find(b)))
+        if a != b:
+            parent[b] = a  # the earlier record stays the group's head
+            joined = ids.pop(b)
+            for kind in ("pmid", "doi"):
+                ids[a][kind] |= joined[kind]
+
+    def conflicting(a: int, b: int) -> bool:
+        a, b = find(a), find(b)
+        return any(ids[a][k] and ids[b][k] and not ids[a][k] & ids[b][k] for k in ("pmid", "doi"))
+
+    collisions = 0
+    for strong in (True, False):  # identifiers first, so title joins see whole groups
+        owner: dict[str, int] = {}
+        for i, row in enumerate(rows):
+            for key in duplicate_keys(row):
+                if key.startswith("title:") == strong:
+                    continue
+                if key not in owner:
+                    owner[key] = i
+                elif not strong and find(owner[key]) != find(i) and conflicting(owner[key], i):
+                    collisions += 1
+                else:
+                    join(owner[key], i)
     groups: dict[int, list[dict]] = {}
     for i, row in enumerate(rows):
         groups.setdefault(find(i), []).append(row)
@@ -464,7 +486,8 @@ def merge_duplicates(rows: list[dict]) -> tuple[list[dict], dict[str, int]]:
     conflicts = sum(1 for g in groups.values() if {r["label_included"] for r in g} >= {True, False})
     for row in merged:
         row["record_id"] = record_id(row)
-    return merged, {"duplicates_merged": len(rows) - len(merged), "label_conflicts": conflicts}
+    return merged, {"duplicates_merged": len(rows) - len(merged), "label_conflicts": conflicts,
+                    "title_collisions_kept_apart": collisions}
 
 
 def load_records(paths: Iterable[str | Path], formats: dict[str, str] | None = None) -> LoadedRecords:
