@@ -80,7 +80,7 @@ def test_kill_mid_stage_then_resume(tmp_path, model_cache):
         proc.wait(timeout=60)
     assert not storage.is_committed(str(out / "reason" / "extract"))
     done_before = sum(1 for _ in progress.rglob(".done/shard-*.json"))
-    logs = tmp_path / "logs"
+    logs = tmp_path / "rerun_logs"  # the killed run logged under ./logs, the default
     rerun = subprocess.run(cmd + ["--set", f"run.log_dir={logs}"], cwd=tmp_path, env=env, capture_output=True,
                            text=True, timeout=1500)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
