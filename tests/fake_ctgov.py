@@ -8,8 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+
+from loopback import LoopbackServer
 
 
 def study(i: int, condition: str, *, with_results: bool = False) -> dict:
@@ -91,29 +91,16 @@ class FakeCtGov:
         return 200, payload
 
     def start(self) -> "FakeCtGov":
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                url = urlparse(self.path)
-                status, payload = fake.handle(url.path, {k: v[-1] for k, v in parse_qs(url.query).items()})
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = LoopbackServer(self._status)
         return self
+
+    def _status(self, path: str, params: dict) -> tuple[int, str, bytes]:
+        status, payload = self.handle(path, params)
+        return status, "application/json", payload
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/v2"
+        return f"http://127.0.0.1:{self._server.port}/api/v2"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()

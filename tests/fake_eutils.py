@@ -15,9 +15,9 @@ import datetime as dt
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import escape
+
+from loopback import LoopbackServer
 
 
 def article_xml(pmid: str, date: dt.date, title: str, abstract: str) -> str:
@@ -36,7 +36,7 @@ class FakeEutils:
         self.requests: list[tuple[float, str, dict]] = []  # (time, path, params)
         self.histories: dict[str, list[int]] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackServer | None = None
 
     # -- behaviour
     def _search(self, params: dict) -> list[int]:
@@ -86,40 +86,21 @@ class FakeEutils:
         return 200, ctype, payload
 
     # -- server plumbing
+    def _reply(self, path: str, params: dict):
+        with self._lock:
+            if self.faults and self.faults[0] == "drop":
+                self.faults.pop(0)
+                return None
+        return self.handle(path, params)
+
     def start(self) -> "FakeEutils":
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
-            def do_GET(self):  # noqa: N802
-                url = urlparse(self.path)
-                params = {k: v[-1] for k, v in parse_qs(url.query).items()}
-                with fake._lock:
-                    drop = bool(fake.faults) and fake.faults[0] == "drop"
-                    if drop:
-                        fake.faults.pop(0)
-                if drop:
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                status, ctype, payload = fake.handle(url.path, params)
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = LoopbackServer(self._reply)
         return self
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/entrez/eutils"
+        return f"http://127.0.0.1:{self._server.port}/entrez/eutils"
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Iterator
+from typing import Iterator, Literal
+
+from pydantic import BaseModel
+
+class Verdict(BaseModel):
+    """The answer schema both engine test modules constrain generation to."""
+
+    answer: Literal["A", "B", "C", "D"]
+    confidence: Literal["low", "high"]
+
 
 QUESTIONS = [
     ("q1", "Which organ produces insulin?", {"A": "Liver", "B": "Pancreas", "C": "Kidney", "D": "Heart"}),
@@ -27,6 +36,7 @@ def local_ray(test_module: str) -> Iterator[object]:
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[test_module])
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Verdict and friends, too
     started = not ray.is_initialized()
     if started:
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -74,3 +74,8 @@ def test_merge_rule_on_a_fixture_full_text():
     assert [a["type"] for a in merged["arms"]] == ["EXPERIMENTAL", "NO_INTERVENTION"]
     assert merged["results"] == [] and counts == {"conflicts": 1, "unsupported": 2}
     assert supported("Mean  age was\n61.1 years", source) and not supported(None, source)
+
+
+def test_one_sentence_over_the_budget_is_cut_at_words():
+    text = "Intro. " + "very " * 45 + "long sentence. End."
+    assert all(len(c.split()) <= 10 for c in chunk_text(text, 10))

@@ -6,11 +6,12 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import pyarrow as pa
 import pytest
 import ray_helpers
+from ray_helpers import Verdict
 from net_helpers import free_port
 from pydantic import BaseModel, ValidationError
 
@@ -31,11 +32,6 @@ from medreason_dist.llm.settings import LLMSettings
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_CACHE = str(REPO / ".cache" / "medreason_dist")
-
-
-class Verdict(BaseModel):
-    answer: Literal["A", "B", "C", "D"]
-    confidence: Literal["low", "high"]
 
 
 def qa_prompt(row: dict) -> list[dict]:

@@ -6,11 +6,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Literal
 
 import pytest
 import ray_helpers
-from pydantic import BaseModel
+from ray_helpers import Verdict
 
 from medreason_dist.llm import engine, vllm_spec
 from medreason_dist.llm import serve as llm_serve
@@ -19,11 +18,6 @@ from medreason_dist.llm.settings import LLMSettings
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_CACHE = str(REPO / ".cache" / "medreason_dist")
-
-
-class Verdict(BaseModel):
-    answer: Literal["A", "B", "C", "D"]
-    confidence: Literal["low", "high"]
 
 
 def qa_prompt(row: dict) -> list[dict]:

@@ -102,23 +102,29 @@ def extraction_model(protocol: Protocol) -> type[BaseModel]:
 # Chunking
 
 
-def _pieces(paragraph: str, budget: int, count: Callable[[str], int]) -> list[str]:
-    if count(paragraph) <= budget:
-        return [paragraph]
-    sentences = re.split(r"(?<=[.!?])\s+", paragraph)
-    if len(sentences) == 1:
-        sentences = paragraph.split()
+def _pack(items: list[str], sep: str, budget: int, count: Callable[[str], int]) -> list[str]:
+    """Greedy: join consecutive items with ``sep`` while the result stays within the budget."""
     out, current = [], ""
-    for s in sentences:
-        candidate = f"{current} {s}".strip()
+    for item in items:
+        candidate = f"{current}{sep}{item}" if current else item
         if current and count(candidate) > budget:
             out.append(current)
-            current = s
+            current = item
         else:
             current = candidate
     if current:
         out.append(current)
     return out
+
+
+def _pieces(paragraph: str, budget: int, count: Callable[[str], int]) -> list[str]:
+    """A paragraph within the budget, else its sentences (a sentence over it: its words), packed."""
+    if count(paragraph) <= budget:
+        return [paragraph]
+    units: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", paragraph):
+        units.extend([sentence] if count(sentence) <= budget else sentence.split())
+    return _pack(units, " ", budget, count)
 
 
 def chunk_text(text: str, budget_tokens: int, count: Callable[[str], int] | None = None) -> list[str]:
@@ -128,18 +134,8 @@ def chunk_text(text: str, budget_tokens: int, count: Callable[[str], int] | None
         raise ValueError("budget_tokens must be positive")
     count = count or (lambda s: len(s.split()))
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    chunks, current = [], ""
-    for para in paragraphs:
-        for piece in _pieces(para, budget_tokens, count):
-            candidate = f"{current}\n\n{piece}" if current else piece
-            if current and count(candidate) > budget_tokens:
-                chunks.append(current)
-                current = piece
-            else:
-                current = candidate
-    if current:
-        chunks.append(current)
-    return chunks
+    return _pack([piece for para in paragraphs for piece in _pieces(para, budget_tokens, count)], "\n\n",
+                 budget_tokens, count)
 
 
 # --------------------------------------------------------------------------------------------
