@@ -126,11 +126,12 @@ class PubMedClient:
         for lo, hi, search in parts:
             out.slices.append((_date(lo) if lo else "", _date(hi) if hi else "", search.count))
             out.beyond_cap += max(0, search.count - MAX_RECORDS)
+            source = f"efetch {self.base_url} query_key={search.query_key}"  # in place of a file name
             for i, article in enumerate(self.efetch(search, batch), 1):
                 try:
-                    row = R._pubmed_article(article, f"efetch:{search.query_key}")
+                    row = R.pubmed_article_row(article, source)
                 except R.RecordError as err:
-                    out.quarantined.append(R.Quarantined(f"efetch {self.base_url}", str(i), err.reason, err.detail))
+                    out.quarantined.append(R.Quarantined(source, str(i), err.reason, err.detail))
                     continue
                 if row["pmid"] in seen:
                     continue

@@ -276,7 +276,8 @@ def _xml_text(node) -> str | None:
     return clean_text("".join(node.itertext())) if node is not None else None
 
 
-def _pubmed_article(article, file: str) -> dict:
+def pubmed_article_row(article, file: str) -> dict:
+    """One ``<PubmedArticle>`` element as a record row (a file's or an efetch reply's)."""
     citation = article.find("MedlineCitation")
     if citation is None:
         raise RecordError("malformed_article", "PubmedArticle without MedlineCitation")
@@ -335,7 +336,7 @@ def read_pubmed_xml(path: str | Path) -> Iterator[dict | Quarantined]:
         return
     for i, article in enumerate(root.findall("PubmedArticle"), 1):
         try:
-            yield _pubmed_article(article, file)
+            yield pubmed_article_row(article, file)
         except RecordError as err:
             yield Quarantined(file, str(i), err.reason, err.detail)
 
