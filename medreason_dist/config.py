@@ -16,7 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medreason_dist import storage
-from medreason_dist.llm.settings import LLMSettings
+from medreason_dist.literature.settings import LeadsConfig
+from medreason_dist.llm.settings import LLMSettings, StepSampling
 from medreason_dist.stages.decontaminate import DecontamConfig
 from medreason_dist.train.settings import SftConfig
 from medreason_dist.storage import StorageOptions
@@ -120,19 +121,6 @@ class PathsConfig(_Section):
         "relation", description="Edge column that labels the steps of a path.")
 
 
-class StepSampling(_Section):
-    temperature: float = Field(0.0, ge=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(256, ge=1)
-    repetition_penalty: float = Field(1.0, gt=0.0, description="vLLM's repetition penalty (1.0 = off).")
-
-    def as_dict(self, seed: int) -> dict[str, Any]:
-        params = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": seed}
-        if self.repetition_penalty != 1.0:
-            params["repetition_penalty"] = self.repetition_penalty
-        return params
-
-
 class ReasonConfig(_Section):
     """Settings of the reasoning stages (extract, link, reformat, prune, generate, verify)."""
 
@@ -181,6 +169,7 @@ class Config(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)
     sft: SftConfig = Field(default_factory=SftConfig)
+    leads: LeadsConfig = Field(default_factory=LeadsConfig)
 
     @model_validator(mode="after")
     def _one_model_cache(self) -> "Config":

@@ -597,6 +597,8 @@ def run_llm(
             # ray.data.llm vLLM stage (or the shared engine, serve.py) builds it from this key.
             # JSON text keeps the schema intact through Arrow.
             sampling["structured_outputs"] = {"json": json.dumps(schema)}
+            if settings.compact_json:
+                sampling["structured_outputs"]["disable_any_whitespace"] = True
         shared = _shared_engine(settings)
         if shared is not None:
             config = serve_processor_config(settings, shared)

@@ -119,6 +119,9 @@ class LLMSettings(_Strict):
     batch_size: int = Field(16, ge=1, description="Rows per engine call (Ray Data batch).")
     concurrency: int = Field(1, ge=1, description="Engine replicas (cpu/gpu) or HTTP workers.")
     max_num_seqs: int | None = Field(None, ge=1, description="vLLM's max concurrent sequences; None keeps vLLM's default.")
+    compact_json: bool = Field(
+        True, description="Schema-constrained answers without free whitespace between JSON tokens (cpu/gpu "
+                          "profiles): small models otherwise fill their token budget with newlines.")
     max_concurrent_batches: int = Field(4, ge=1, description="Batches in flight per engine actor.")
     dtype: str = "bfloat16"
     seed: int = 0
@@ -176,3 +179,16 @@ class LLMSettings(_Strict):
         if price is None:
             return None
         return (input_tokens * price.input_usd_per_mtok + output_tokens * price.output_usd_per_mtok) / 1e6
+
+
+class StepSampling(_Strict):
+    temperature: float = Field(0.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(256, ge=1)
+    repetition_penalty: float = Field(1.0, gt=0.0, description="vLLM's repetition penalty (1.0 = off).")
+
+    def as_dict(self, seed: int) -> dict[str, Any]:
+        params = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": seed}
+        if self.repetition_penalty != 1.0:
+            params["repetition_penalty"] = self.repetition_penalty
+        return params
