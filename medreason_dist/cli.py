@@ -66,7 +66,7 @@ def _terminal_stream(stream):
 
 
 def run_selected(cfg: Config, names: list[str] | None, *, force: bool = False, plan_only: bool = False,
-                 verbose: bool = False) -> int:
+                 verbose: bool = False, stages: list | None = None) -> int:
     """Plan or run stages by name through the runner; returns the exit code.
 
     A run owns the terminal through a :class:`RunConsole`: engine, Ray and Spark output goes to
@@ -74,9 +74,10 @@ def run_selected(cfg: Config, names: list[str] | None, *, force: bool = False, p
     from medreason_dist.console import RunConsole, default_log_path
     from medreason_dist.ray_runtime import shutdown_if_started
 
-    selected = execute.select_stages(pipeline.PIPELINE, names)
+    stages = pipeline.PIPELINE if stages is None else stages  # the LEADS commands pass theirs
+    selected = execute.select_stages(stages, names)
     if plan_only:
-        entries = execute.plan(cfg, pipeline.PIPELINE, selected, force=force)
+        entries = execute.plan(cfg, stages, selected, force=force)
         print_plan(entries)
         return EXIT_MISSING_INPUTS if any(e.action == "blocked" for e in entries) else 0
     with RunConsole(default_log_path(cfg.run.log_dir), verbose=verbose, out=_terminal_stream(sys.stdout),
@@ -93,7 +94,7 @@ def run_selected(cfg: Config, names: list[str] | None, *, force: bool = False, p
                 console.stage_finished(o.stage, o.status, o.rows, o.seconds, detail)
 
         try:
-            outcomes = execute.run_stages(cfg, pipeline.PIPELINE, selected, force=force,
+            outcomes = execute.run_stages(cfg, stages, selected, force=force,
                                           on_start=lambda s: console.stage_started(s.name, s.summary),
                                           on_outcome=finished)
         finally:
@@ -242,6 +243,11 @@ COMMANDS: dict[str, tuple[str, str, Callable[[Config, argparse.Namespace], int]]
             "says what would run and why.", cmd_run),
     "graph": ("print the dataset graph", "For every stage: what it reads and what it writes (pipeline.py).",
               cmd_graph),
+    "leads": ("literature mining for systematic reviews (LEADS)", "search | screen | extract | eval | run | graph: "
+              "search queries from a protocol's PICO (and, with --execute, their PubMed and ClinicalTrials.gov "
+              "results), screening with a label per criterion, extraction of study characteristics, arms, "
+              "participant statistics and results, and their evaluation against gold. Default config: "
+              "conf/leads_local.yaml; --reviews DIR evaluates a folder of published reviews.", None),
 }
 
 
@@ -279,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--engine", choices=["dataframe", "graphframes"], help="path engine")
         if name == "paths":
             p.add_argument("--force", action="store_true", help="rerun even if the output is up to date")
+        if name == "leads":
+            from medreason_dist.leads_cli import add_arguments
+
+            add_arguments(p)
         if name == "run":
             p.add_argument("--force", action="store_true", help="rerun stages even if up to date")
             p.add_argument("--stages", nargs="+", metavar="STAGE",
@@ -295,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(json_lines=args.log_json, verbose=args.verbose)
     handler = COMMANDS[args.command][2]
     try:
+        if args.command == "leads":
+            from medreason_dist import leads_cli
+
+            return leads_cli.run(leads_cli.load(args), args)
         cfg = load_config(args.config, args.overrides)
         return handler(cfg, args)
     except (ConfigError, UsageError, KeyError, storage.UnsafeUriError) as err:

@@ -86,9 +86,40 @@ EVAL_RAW = _d("eval/raw", "eval", "raw model outputs, one dataset per model", "f
 REPORT_STATUS = _d("report/status", "report", "where the report was written", main=True)
 REPORT_HTML = _d("report/index.html", "report", "the self-contained HTML report", "file")
 
+# -- literature mining (LEADS); the stages are in medreason_dist/leads_pipeline.py ---------------
+LEADS_PROTOCOLS = _d("leads/protocols", "leads_inputs", "one row per review: protocol (PICO, criteria, fields)",
+                     main=True)
+LEADS_RECORDS = _d("leads/records", "leads_inputs",
+                   "candidate records per review, duplicates merged, with gold label and full text when known")
+LEADS_QUARANTINE = _d("leads/quarantine", "leads_inputs", "input records and files that could not be used, with reason")
+LEADS_SEARCH = _d("leads/search", "leads_search", "generated PubMed and ClinicalTrials.gov queries that parse",
+                  main=True)
+LEADS_SEARCH_REJECTS = _d("leads/search_rejects", "leads_search", "reviews whose generated query was refused, with reason")
+LEADS_RETRIEVED = _d("leads/retrieved", "leads_retrieve", "PubMed records the generated queries found", main=True)
+LEADS_RETRIEVED_TRIALS = _d("leads/retrieved_trials", "leads_retrieve", "ClinicalTrials.gov studies they found")
+LEADS_RETRIEVED_ARMS = _d("leads/retrieved_arms", "leads_retrieve", "arm groups of those studies")
+LEADS_RETRIEVED_MEASUREMENTS = _d("leads/retrieved_measurements", "leads_retrieve",
+                                  "baseline and outcome measurements of those studies")
+LEADS_RETRIEVE_ERRORS = _d("leads/retrieve_errors", "leads_retrieve", "queries a service refused or failed, with reason")
+LEADS_SCREENING = _d("leads/screening", "leads_screen", "label per criterion, score and decision per record", main=True)
+LEADS_SCREEN_REJECTS = _d("leads/screen_rejects", "leads_screen", "records the model could not label, with reason")
+LEADS_SCREENING_CSV = _d("leads/screening.csv", "leads_screen", "the screening ranked by score, as CSV", "file")
+LEADS_SCREENING_RIS = _d("leads/screening.ris", "leads_screen",
+                         "the screening as RIS with ASReview labels in the notes", "file")
+LEADS_EXTRACTION = _d("leads/extraction", "leads_extract",
+                      "characteristics, arms, participant statistics and results per full text", main=True)
+LEADS_EXTRACT_REJECTS = _d("leads/extract_rejects", "leads_extract", "full texts no chunk could be extracted from")
+LEADS_EVAL = _d("leads/eval", "leads_eval", "search, screening and extraction metrics with 95% intervals", main=True)
+LEADS_EVAL_ITEMS = _d("leads/eval_items", "leads_eval", "every extracted value next to its gold value")
+LEADS_REPORT_STATUS = _d("leads/report_status", "leads_report", "where the literature report was written", main=True)
+LEADS_REPORT_HTML = _d("leads/report.html", "leads_report", "the self-contained HTML report of the literature run",
+                       "file")
+
 ALL: tuple[DatasetRef, ...] = tuple(v for v in dict(globals()).values() if isinstance(v, DatasetRef))
 BY_NAME: dict[str, DatasetRef] = {d.name: d for d in ALL}
-MAIN_OUTPUTS: tuple[DatasetRef, ...] = tuple(d for d in ALL if d.main)  # in pipeline order
+LEADS: tuple[DatasetRef, ...] = tuple(d for d in ALL if d.name.startswith("leads/"))
+MEDREASON: tuple[DatasetRef, ...] = tuple(d for d in ALL if d not in LEADS)
+MAIN_OUTPUTS: tuple[DatasetRef, ...] = tuple(d for d in MEDREASON if d.main)  # in pipeline order
 
 # Datasets of dropped rows that the reasoning stages write, gathered into REJECTS by verify.
 REASON_REJECTS = (EXTRACT_REJECTS, REFORMAT_REJECTS, GENERATE_REJECTS, VERIFY_REJECTS, VERIFY_REJECTS_FREE_TEXT)

@@ -304,7 +304,7 @@ PIPELINE: list[Stage] = [
           reads=(D.EVAL_QA,), optional_reads=(D.TRAIN_MODEL,), writes=(D.EVAL_RESULTS, D.EVAL_ITEMS, D.EVAL_RAW),
           config=LLM + ("eval",), run=run_eval, external=_eval_model_identity),
     Stage("report", "self-contained HTML report of the run",
-          reads=(), optional_reads=tuple(d for d in D.ALL if d.kind == "dataset" and d.owner != "report"),
+          reads=(), optional_reads=tuple(d for d in D.MEDREASON if d.kind == "dataset" and d.owner != "report"),
           writes=(D.REPORT_STATUS, D.REPORT_HTML), config=("run.name",), run=run_report),
 ]
 

@@ -168,11 +168,16 @@ class CtGovClient:
             if not token:
                 return
 
-    def search(self, **kwargs) -> tuple[StudyRows, list[tuple[int, str]]]:
-        """Rows of every study of a search; malformed studies come back as (position, reason)."""
+    def search(self, *, limit: int | None = None, **kwargs) -> tuple[StudyRows, list[tuple[int, str]]]:
+        """Rows of every study of a search (the first ``limit``); malformed studies come back as
+        (position, reason)."""
         rows, bad, position = StudyRows(), [], 0
+        if limit is not None:
+            kwargs.setdefault("page_size", min(limit, MAX_PAGE_SIZE))
         for page in self.search_pages(**kwargs):
             for study in page.studies:
+                if limit is not None and position >= limit:
+                    return rows, bad
                 position += 1
                 try:
                     study_rows(study, rows)

@@ -92,8 +92,8 @@ def screen_prompt(protocol: Protocol, row: dict[str, Any], *, full_text: str | N
         "For every criterion, say whether this study meets it: YES, PARTIAL (meets part of it), NO, or "
         "UNCERTAIN (the text does not say). For an exclusion criterion, YES means the exclusion applies. "
         "Give a one-sentence rationale taken from the text.\n"
-        'Reply as {"labels": [{"criterion": "I1", "label": "YES", "rationale": "..."}, ...]} with one entry '
-        "per criterion id, in the order listed."
+        'Reply as {"I1": {"label": "YES", "rationale": "..."}, ...} with one entry per criterion id, in the '
+        "order listed."
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 

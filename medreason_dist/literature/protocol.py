@@ -106,9 +106,20 @@ class Protocol(_Strict):
         return items
 
     def criteria(self) -> list[Criterion]:
-        """Inclusion then exclusion criteria, with stable ids (I1.., E1..) for labels per criterion."""
-        return [Criterion(id=f"I{i}", kind="inclusion", text=t) for i, t in enumerate(self.inclusion, 1)] + \
+        """Inclusion then exclusion criteria, with stable ids (I1.., E1..) for labels per criterion.
+
+        A protocol without criteria (a published review gives only its PICO) is screened on its
+        PICO elements, each an inclusion criterion, as LEADS does."""
+        inclusion = self.inclusion or self.pico_criteria()
+        return [Criterion(id=f"I{i}", kind="inclusion", text=t) for i, t in enumerate(inclusion, 1)] + \
                [Criterion(id=f"E{i}", kind="exclusion", text=t) for i, t in enumerate(self.exclusion, 1)]
+
+    def pico_criteria(self) -> list[str]:
+        p = self.pico
+        items = [f"the population is: {p.population}", f"the intervention is: {p.intervention}"]
+        if p.comparison:
+            items.append(f"the comparison is: {p.comparison}")
+        return items + [f"an outcome reported is: {p.outcome}"]
 
 
 def _where(err: ValidationError) -> str:

@@ -113,8 +113,9 @@ class PubMedClient:
         self._slices(query, middle + dt.timedelta(days=1), end, out)
 
     def fetch(self, query: str, mindate: dt.date | None = None, maxdate: dt.date | None = None,
-              batch: int = MAX_BATCH) -> FetchedRecords:
-        """Every record of a search, sliced by publication date when it matches over 10,000."""
+              batch: int = MAX_BATCH, limit: int | None = None) -> FetchedRecords:
+        """Every record of a search (the first ``limit``), sliced by publication date when it
+        matches over 10,000."""
         whole = self.esearch(query, mindate, maxdate)
         if whole.count <= MAX_RECORDS:
             parts = [(mindate, maxdate, whole)]
@@ -138,4 +139,6 @@ class PubMedClient:
                 seen.add(row["pmid"])
                 out.pmids.append(row["pmid"])
                 out.rows.append(row)
+                if limit is not None and len(out.rows) >= limit:
+                    return out
         return out

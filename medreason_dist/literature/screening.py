@@ -11,15 +11,19 @@ schema the engine layer constrains generation to). Scoring:
   score (ties: the order of the candidate file), and those at or above ``threshold``
   (default 0.5) are predicted as included.
 
-An answer that misses a criterion, names an unknown one or repeats one is not silently
-patched: :func:`check_answer` says what is wrong and the candidate becomes a reject row.
+The engine is asked for :func:`criteria_model` of the review's criteria: one property per
+criterion id, all required, so the decoding grammar itself guarantees every criterion is
+labelled exactly once. Answers that arrive in the list shape (:class:`ScreeningAnswer`, e.g. from
+an endpoint without schema support) are checked by :func:`check_answer`: one that misses a
+criterion, names an unknown one or repeats one is not silently patched; the candidate becomes a
+reject row with what is wrong.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from medreason_dist.literature.protocol import Criterion
 
@@ -36,6 +40,22 @@ class CriterionLabel(BaseModel):
 
 class ScreeningAnswer(BaseModel):
     labels: list[CriterionLabel]
+
+
+class _Judgement(BaseModel):
+    label: Label
+    # Short: six criteria of 400 characters each would not fit a small model's answer budget.
+    rationale: str = Field(min_length=1, max_length=200, description="One sentence from the record's text.")
+
+
+def criteria_model(criteria: list[Criterion]) -> type[BaseModel]:
+    """The answer schema for one set of criteria: ``{"I1": {"label", "rationale"}, ...}``."""
+    return create_model("CriterionJudgements", **{c.id: (_Judgement, Field(description=c.text)) for c in criteria})
+
+
+def as_answer(judgements: dict) -> ScreeningAnswer:
+    """A :func:`criteria_model` answer (a plain dict) in the list shape, criteria in order."""
+    return ScreeningAnswer(labels=[CriterionLabel(criterion=cid, **value) for cid, value in judgements.items()])
 
 
 def check_answer(answer: ScreeningAnswer, criteria: list[Criterion]) -> str | None:

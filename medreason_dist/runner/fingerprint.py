@@ -41,6 +41,8 @@ EXECUTION_ONLY: tuple[str, ...] = (
     "sft.num_workers", "sft.use_gpu", "sft.cpus_per_worker", "sft.storage_path", "sft.run_name",
     "sft.checkpoint_every_steps", "sft.checkpoints_to_keep", "sft.max_failures", "sft.log_every_steps",
     "sft.fail_at_step",
+    # literature mining: which stages a command runs, shard size, how the services are addressed
+    "leads.execute", "leads.batch_rows", "leads.pubmed.api_key_env", "leads.pubmed.email", "leads.ctgov.page_size",
 )
 
 
