@@ -1,4 +1,5 @@
-"""A local Ray for tests that run real engines, and the four questions they ask."""
+"""A local Ray for tests that run real engines, the four questions they ask, and a stand-in LLM
+step (:class:`FakeLlm`) for unit tests of the code around the engine."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import sys
 from typing import Iterator, Literal
 
 from pydantic import BaseModel
+
+from medreason_dist.llm.engine import output_columns
+
 
 class Verdict(BaseModel):
     """The answer schema both engine test modules constrain generation to."""
@@ -45,3 +49,36 @@ def local_ray(test_module: str) -> Iterator[object]:
     finally:
         if started:
             ray.shutdown()
+
+
+class FakeLlm:
+    """Answers each step from a function of the row (None: an engine error); counts engine calls."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.calls = 0
+
+    def __call__(self, ds, *, settings, build_prompt, output_model, sampling, step):
+        answers = self.answers
+        cols = output_columns(step)
+        self.calls += 1
+
+        def fn(row):
+            out = dict(row)
+            out.update({cols["result"]: None, cols["error"]: None, cols["error_detail"]: None,
+                        cols["input_tokens"]: 0, cols["output_tokens"]: 0})
+            try:
+                build_prompt(row)
+            except Exception as e:  # mirrors the engine layer: no engine call for this row
+                out[cols["error"]], out[cols["error_detail"]] = "prompt_error", f"{type(e).__name__}: {e}"
+                return out
+            text = answers[step](row)
+            if text is None:  # the stand-in for an engine failure on this row
+                out[cols["error"]], out[cols["error_detail"]] = "engine_error", "stand-in engine refused"
+                return out
+            if output_model is not None:
+                output_model.model_validate_json(text)
+            out[cols["result"]], out[cols["input_tokens"]], out[cols["output_tokens"]] = text, 10, 5
+            return out
+
+        return ds.map(fn)

@@ -15,11 +15,11 @@ import pytest
 
 from medreason_dist import storage
 from medreason_dist.config import load_config
-from medreason_dist.llm.engine import output_columns
 from medreason_dist.sources.schema import QA_SCHEMA, make_row
 from medreason_dist.stages import generate, link, prune, reformat, verify
 from medreason_dist.stages.extract import extract_entities
 from medreason_dist.stages.resumable import run_resumable
+from ray_helpers import FakeLlm
 
 
 @pytest.fixture(scope="module")
@@ -29,36 +29,6 @@ def ray_local():
     ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     yield
     ray.shutdown()
-
-
-class FakeLlm:
-    """Answers each step from a function of the row; counts engine calls."""
-
-    def __init__(self, answers):
-        self.answers = answers
-        self.calls = 0
-
-    def __call__(self, ds, *, settings, build_prompt, output_model, sampling, step):
-        answers = self.answers
-        cols = output_columns(step)
-        self.calls += 1
-
-        def fn(row):
-            out = dict(row)
-            out.update({cols["result"]: None, cols["error"]: None, cols["error_detail"]: None,
-                        cols["input_tokens"]: 0, cols["output_tokens"]: 0})
-            try:
-                build_prompt(row)
-            except Exception as e:  # mirrors the engine layer: no engine call for this row
-                out[cols["error"]], out[cols["error_detail"]] = "prompt_error", f"{type(e).__name__}: {e}"
-                return out
-            text = answers[step](row)
-            if output_model is not None:
-                output_model.model_validate_json(text)
-            out[cols["result"]], out[cols["input_tokens"]], out[cols["output_tokens"]] = text, 10, 5
-            return out
-
-        return ds.map(fn)
 
 
 def _qa(rows):

@@ -16,9 +16,13 @@ import pytest
 from medreason_dist import datasets as D
 from medreason_dist import pipeline, storage
 from medreason_dist.config import Config, ConfigError, default_config_path, load_config
+from medreason_dist.leads_pipeline import LEADS_PIPELINE
 from medreason_dist.runner import execute
 from medreason_dist.runner.contract import StageResult
 from medreason_dist.runner.fingerprint import EXECUTION_ONLY, flatten, is_execution_only
+
+# Both pipelines: MedReason's and literature mining's share one config, runner and dataset registry.
+ALL_STAGES = pipeline.PIPELINE + LEADS_PIPELINE
 
 # Where a dataset lives is not what it holds: moving these changes which outputs exist, not a
 # fingerprint, so the schema walk checks them separately.
@@ -45,7 +49,7 @@ def _stub_body(stage):
 
 
 def stub_pipeline():
-    return [dataclasses.replace(s, run=_stub_body(s)) for s in pipeline.PIPELINE]
+    return [dataclasses.replace(s, run=_stub_body(s)) for s in ALL_STAGES]
 
 
 @pytest.fixture
@@ -114,7 +118,7 @@ def _is_free_dict(cfg: Config, dotted: str) -> bool:
 
 LITERALS = ["cpu", "gpu", "http", "full", "lora", "float32", "bfloat16", "float16", "sdpa", "eager", "auto",
             "constant", "cosine", "graphframes", "dataframe", "display_relation", "relation", "jsonl", "json",
-            "parquet", "medqa", "mmlu", "on", "off"]
+            "parquet", "medqa", "mmlu", "on", "off", "full_text", "title_abstract"]
 
 
 def _candidates(value):
@@ -127,7 +131,7 @@ def _candidates(value):
     if isinstance(value, str):
         return [v for v in LITERALS if v != value] + [value + "x", "packaged:all-minilm-l6-v2"]
     if value is None:
-        return [1, 0.5, "x", "http://127.0.0.1:9/v1", True, {"path": "x"}]
+        return [2, 1, 0.5, "x", "http://127.0.0.1:9/v1", True, {"path": "x"}]
     if isinstance(value, list):
         return [value + value[:1] if value else ["x"], [0.8, 0.9]]
     if isinstance(value, dict):
@@ -155,7 +159,7 @@ def test_every_config_field_belongs_to_a_stage_or_is_execution_only():
     for path in _leaves(cfg):
         if is_execution_only(path) or path.startswith(LOCATION_FIELDS):
             continue
-        if not any(path == p or path.startswith(p + ".") for s in pipeline.PIPELINE for p in s.config):
+        if not any(path == p or path.startswith(p + ".") for s in ALL_STAGES for p in s.config):
             orphans.append(path)
     assert not orphans, f"config fields no stage declares (declare them or mark them EXECUTION_ONLY): {orphans}"
     # every execution-only pattern names something that exists
@@ -238,18 +242,18 @@ def test_undeclared_dataset_is_refused(tmp_path):
 
 
 def test_declarations_are_consistent():
-    names = [s.name for s in pipeline.PIPELINE]
+    names = [s.name for s in ALL_STAGES]
     assert len(names) == len(set(names))
-    for stage in pipeline.PIPELINE:
+    for stage in ALL_STAGES:
         assert stage.output.main and stage.output.owner == stage.name, stage.name
         for ref in stage.writes:
             assert ref.owner == stage.name, (stage.name, ref.name)
         assert not [w for w in stage.writes[1:] if w.main], stage.name
-    produced = {ref.name for s in pipeline.PIPELINE for ref in s.writes}
+    produced = {ref.name for s in ALL_STAGES for ref in s.writes}
     assert produced == set(D.BY_NAME), set(D.BY_NAME) ^ produced
     # every read is written by an earlier stage
     seen: set[str] = set()
-    for stage in pipeline.PIPELINE:
+    for stage in ALL_STAGES:
         for ref in stage.reads:
             assert ref.name in seen, (stage.name, ref.name)
         seen.update(ref.name for ref in stage.writes)
