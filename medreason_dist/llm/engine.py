@@ -37,7 +37,7 @@ from pydantic import BaseModel, ValidationError
 from medreason_dist.llm.serve import ENGINE_ERROR_COLUMN as _C_ENGINE_ERROR
 from medreason_dist.llm.serve import METHOD as _SERVE_METHOD
 from medreason_dist.llm.settings import LLMSettings
-from medreason_dist.llm.vllm_spec import engine_model_source, vllm_engine_spec
+from medreason_dist.llm.vllm_spec import engine_args, engine_model_source, vllm_engine_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     import ray.data
@@ -597,8 +597,6 @@ def run_llm(
             # ray.data.llm vLLM stage (or the shared engine, serve.py) builds it from this key.
             # JSON text keeps the schema intact through Arrow.
             sampling["structured_outputs"] = {"json": json.dumps(schema)}
-            if settings.compact_json:
-                sampling["structured_outputs"]["disable_any_whitespace"] = True
         shared = _shared_engine(settings)
         if shared is not None:
             config = serve_processor_config(settings, shared)

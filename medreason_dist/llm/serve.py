@@ -51,7 +51,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, AsyncIterator, Iterator
 
 from medreason_dist.llm.settings import LLMSettings
-from medreason_dist.llm.vllm_spec import engine_model_source, vllm_engine_spec
+from medreason_dist.llm.vllm_spec import engine_args, engine_model_source, vllm_engine_spec
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ def llm_config(settings: LLMSettings, key: str, spec: dict[str, Any]):
     placement = spec["placement"]
     # Serve LLM picks vLLM's executor itself ("mp" on CPU: engine-core + one worker process;
     # "ray" on GPUs over the placement group) and refuses another choice on GPUs.
-    engine_kwargs = dict(spec["engine_kwargs"])
+    engine_kwargs = engine_args(spec["engine_kwargs"])
     extra: dict[str, Any] = {}
     if os.path.isdir(spec["model_source"]):
         extra["callback_config"] = {"callback_class": f"{__name__}.{SKIP_INIT_CLASS_NAME}"}

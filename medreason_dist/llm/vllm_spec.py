@@ -50,6 +50,10 @@ def vllm_engine_spec(settings: LLMSettings) -> tuple[dict[str, Any], dict[str, A
     }
     if settings.max_num_seqs is not None:
         engine_kwargs["max_num_seqs"] = settings.max_num_seqs
+    if settings.compact_json:
+        # An engine-level switch in vLLM 0.29 (the per-request flag of the same name is not read),
+        # honoured by the xgrammar backend (which "auto" picks for this project's schemas anyway).
+        engine_kwargs["structured_outputs_config"] = {"backend": "xgrammar", "disable_any_whitespace": True}
     placement: dict[str, Any] = {}
     if settings.profile == "cpu":
         cpu = settings.cpu
@@ -73,3 +77,14 @@ def vllm_engine_spec(settings: LLMSettings) -> tuple[dict[str, Any], dict[str, A
     else:
         raise ValueError(f"profile {settings.profile!r} does not use vLLM")
     return engine_kwargs, placement
+
+
+def engine_args(engine_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``engine_kwargs`` as vLLM's engine arguments take them: the spec keeps JSON-friendly
+    values (it is hashed to tell engines apart); nested configs become vLLM's config objects."""
+    out = dict(engine_kwargs)
+    if isinstance(out.get("structured_outputs_config"), dict):
+        from vllm.config import StructuredOutputsConfig
+
+        out["structured_outputs_config"] = StructuredOutputsConfig(**out["structured_outputs_config"])
+    return out
