@@ -58,7 +58,7 @@ class FakeLlm:
         self.answers = answers
         self.calls = 0
 
-    def __call__(self, ds, *, settings, build_prompt, output_model, sampling, step):
+    def __call__(self, ds, *, settings, build_prompt, output_model, sampling, step, model_key=None):
         answers = self.answers
         cols = output_columns(step)
         self.calls += 1
@@ -76,8 +76,9 @@ class FakeLlm:
             if text is None:  # the stand-in for an engine failure on this row
                 out[cols["error"]], out[cols["error_detail"]] = "engine_error", "stand-in engine refused"
                 return out
-            if output_model is not None:
-                output_model.model_validate_json(text)
+            model = output_model[row[model_key]] if isinstance(output_model, dict) else output_model
+            if model is not None:
+                model.model_validate_json(text)
             out[cols["result"]], out[cols["input_tokens"]], out[cols["output_tokens"]] = text, 10, 5
             return out
 

@@ -90,7 +90,7 @@ def test_leads_eval_on_published_reviews_through_the_job_entrypoint(tmp_path, mo
            "--set", "leads.max_candidates_per_review=4"]
     done = _run(cmd, tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    leads = out / "reviews-reviews" / "leads"  # --reviews writes beside, not over, the fixture's outputs
+    leads = out / "leads"  # an explicit run.out is used as given (else <run.out>/reviews-<folder>)
     protocols = storage.read_table(str(leads / "protocols")).to_pylist()
     assert sorted(p["review_id"] for p in protocols) == sorted(p.stem for p in picked)
     records = storage.read_table(str(leads / "records")).to_pylist()

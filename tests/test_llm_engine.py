@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import pyarrow as pa
 import pytest
@@ -452,3 +452,31 @@ def test_http_payload_has_the_same_fields_for_asked_and_rejected_rows():
     assert shape(asked["payload"]) == shape(rejected["payload"])
     assert rejected["__inference_error__"] and not asked["__inference_error__"]
     assert rejected["payload"]["messages"] == [] and asked["payload"]["messages"][0]["content"] == "hi"
+
+
+class Other(BaseModel):
+    """A second answer schema, for steps whose rows answer in different shapes."""
+
+    label: Literal["YES", "NO"]
+
+
+def test_rows_of_one_step_can_answer_in_their_own_schemas():
+    # Per-row schemas: the engine request of each row carries its group's schema, and the
+    # answer is validated against that group's model.
+    models, key = {"verdict": Verdict, "other": Other}, "group"
+    schemas = {k: json.dumps(engine.json_schema_of(m)) for k, m in models.items()}
+    for pre in (engine._vllm_preprocess({"max_tokens": 8}, schemas, key),
+                engine._serve_preprocess({"max_tokens": 8}, schemas, key)):
+        rows = [pre(_row(group=g)) for g in ("verdict", "other")]
+        sent = [r.get("sampling_params") or r["request_kwargs"]["sampling"] for r in rows]
+        assert [json.loads(s["structured_outputs"]["json"]) for s in sent] == [
+            Verdict.model_json_schema(), Other.model_json_schema()]
+    ok = finalize_row(_row(group="other", generated_text='{"label": "YES"}', num_generated_tokens=3,
+                           __inference_error__=""), step="pick", profile="cpu", output_model=models,
+                      max_tokens=32, model_key=key)
+    wrong = finalize_row(_row(group="verdict", generated_text='{"label": "YES"}', num_generated_tokens=3,
+                              __inference_error__=""), step="pick", profile="cpu", output_model=models,
+                         max_tokens=32, model_key=key)
+    assert ok["pick_error"] is None and wrong["pick_error"] == engine.SCHEMA_VALIDATION
+    with pytest.raises(ValueError, match="model_key"):
+        engine.run_llm(None, settings=None, build_prompt=None, output_model=models, sampling={}, step="pick")

@@ -245,11 +245,14 @@ def finalize_row(
     *,
     step: str,
     profile: str,
-    output_model: type[BaseModel] | None,
+    output_model: type[BaseModel] | dict[str, type[BaseModel]] | None,
     max_tokens: int,
+    model_key: str | None = None,
 ) -> dict[str, Any]:
     """Build the output row: original columns plus the step's result columns."""
     cols = output_columns(step)
+    if isinstance(output_model, dict):  # one answer model per value of the row's model_key column
+        output_model = output_model[row[model_key]]
     reject = row.get(_C_REJECT)
     if reject:
         result, error, detail, n_in, n_out = None, reject, row.get(_C_REJECT_DETAIL), 0, 0
@@ -458,12 +461,22 @@ def http_response_format(step: str, schema: dict[str, Any], strict: bool) -> dic
     return {"type": "json_schema", "json_schema": {"name": step, "schema": schema, "strict": strict}}
 
 
-def _vllm_preprocess(sampling: dict[str, Any]):
+def _row_sampling(sampling: dict[str, Any], schemas: dict[str, str] | None, model_key: str | None):
+    """The sampling parameters of a row: ``sampling``, with the row's own answer schema when the
+    step has one per ``model_key`` value."""
+    if schemas is None:
+        return lambda row: sampling
+    return lambda row: {**sampling, "structured_outputs": {"json": schemas[row[model_key]]}}
+
+
+def _vllm_preprocess(sampling: dict[str, Any], schemas: dict[str, str] | None = None, model_key: str | None = None):
+    sampling_of = _row_sampling(sampling, schemas, model_key)
+
     def preprocess(row: dict[str, Any]) -> dict[str, Any]:
         reject = row.get(_C_REJECT)
         return {
             "tokenized_prompt": row[_C_PROMPT_IDS] if not reject else [],
-            "sampling_params": sampling,
+            "sampling_params": sampling_of(row),
             # A non-empty value makes every ray.data.llm stage pass the row through untouched.
             "__inference_error__": f"rejected before the engine: {reject}" if reject else "",
         }
@@ -471,7 +484,8 @@ def _vllm_preprocess(sampling: dict[str, Any]):
     return preprocess
 
 
-def _http_preprocess(sampling: dict[str, Any], model_name: str, response_format: dict[str, Any] | None):
+def _http_preprocess(sampling: dict[str, Any], model_name: str, response_format: dict[str, Any] | None,
+                     formats: dict[str, dict[str, Any]] | None = None, model_key: str | None = None):
     def preprocess(row: dict[str, Any]) -> dict[str, Any]:
         reject = row.get(_C_REJECT)
         # Every row's payload has the same fields (a rejected row's are empty and never sent):
@@ -479,7 +493,9 @@ def _http_preprocess(sampling: dict[str, Any], model_name: str, response_format:
         # failed there ("'DataType' object is not iterable") when a shard asked nothing.
         payload: dict[str, Any] = {"model": model_name, **sampling,
                                    "messages": [] if reject else json.loads(row[_C_MESSAGES])}
-        if response_format is not None:
+        if formats is not None:
+            payload["response_format"] = formats[row[model_key]]
+        elif response_format is not None:
             payload["response_format"] = response_format
         return {
             "payload": payload,
@@ -489,8 +505,9 @@ def _http_preprocess(sampling: dict[str, Any], model_name: str, response_format:
     return preprocess
 
 
-def _serve_preprocess(sampling: dict[str, Any]):
+def _serve_preprocess(sampling: dict[str, Any], schemas: dict[str, str] | None = None, model_key: str | None = None):
     """Rows for ray.data.llm's ServeDeploymentStage calling the shared engine (serve.py)."""
+    sampling_of = _row_sampling(sampling, schemas, model_key)
 
     def preprocess(row: dict[str, Any]) -> dict[str, Any]:
         reject = row.get(_C_REJECT)
@@ -506,7 +523,7 @@ def _serve_preprocess(sampling: dict[str, Any]):
         if not reject:
             # Rejected rows carry none: the stage writes a text snippet into this column for
             # requests that fail, and a struct next to it would not fit one Arrow column.
-            out["request_kwargs"] = {"prompt_ids": row[_C_PROMPT_IDS], "sampling": sampling}
+            out["request_kwargs"] = {"prompt_ids": row[_C_PROMPT_IDS], "sampling": sampling_of(row)}
         return out
 
     return preprocess
@@ -541,9 +558,10 @@ def run_llm(
     *,
     settings: LLMSettings,
     build_prompt: PromptBuilder,
-    output_model: type[BaseModel] | None,
+    output_model: type[BaseModel] | dict[str, type[BaseModel]] | None,
     sampling: dict[str, Any],
     step: str,
+    model_key: str | None = None,
 ) -> "ray.data.Dataset":
     """Run one LLM step over ``ds`` and return every row with the step's result columns.
 
@@ -553,7 +571,9 @@ def run_llm(
         build_prompt: row -> chat messages ``[{"role": ..., "content": ...}, ...]``. An
             exception marks the row ``prompt_error``.
         output_model: pydantic model of the expected JSON (schema-constrained decoding and
-            validation), or None for free text.
+            validation), or None for free text; or a dict of models, one per value of the
+            ``model_key`` column, when rows of one step answer in different schemas (e.g. a
+            screening schema with one property per criterion of each row's review).
         sampling: vLLM sampling parameters (``temperature``, ``max_tokens``, ``top_p``,
             ``stop``, ...); for the http profile they are sent as request fields.
         step: short snake_case name; prefixes the output columns (see :func:`output_columns`).
@@ -565,6 +585,9 @@ def run_llm(
     import ray.data
     from ray.data.llm import build_processor
 
+    per_row = isinstance(output_model, dict)
+    if per_row and (not model_key or not output_model):
+        raise ValueError("a dict of output models needs model_key, the column that picks each row's model")
     if not _STEP_NAME.match(step):
         raise ValueError(f"step name must be snake_case letters/digits, got {step!r}")
     sampling = dict(sampling)
@@ -574,25 +597,38 @@ def run_llm(
     max_tokens = int(sampling["max_tokens"])
     if max_tokens < 1 or max_tokens >= settings.max_model_len:
         raise ValueError(f"max_tokens={max_tokens} must be in [1, max_model_len={settings.max_model_len})")
-    schema = json_schema_of(output_model) if output_model is not None else None
+    if per_row:
+        schemas = {k: json_schema_of(m) for k, m in output_model.items()}
+        schema = next(iter(schemas.values()))  # checks below run on each; this one stands for all
+    else:
+        schemas = None
+        schema = json_schema_of(output_model) if output_model is not None else None
 
     profile = settings.profile
     shared = None  # the run's shared engine (serve.py), when there is one for these settings
     if profile == "http":
         tokenizer_ref = settings.http.tokenizer
-        response_format = None
-        if schema is not None:
-            response_format = http_response_format(step, schema, settings.http.json_schema_strict)
-            if not _arrow_round_trips(response_format):
+        response_format, formats = None, None
+        for key, one in (schemas or {None: schema}).items():
+            if one is None:
+                continue
+            fmt = http_response_format(step, one, settings.http.json_schema_strict)
+            if not _arrow_round_trips(fmt):
+                name = (output_model[key] if per_row else output_model).__name__
                 raise ValueError(
-                    f"the JSON schema of {output_model.__name__} does not survive Ray's Arrow conversion "
+                    f"the JSON schema of {name} does not survive Ray's Arrow conversion "
                     "(lists of objects with different keys, e.g. Optional[SubModel]); simplify the model"
                 )
+            if per_row:
+                formats = {**(formats or {}), key: fmt}
+            else:
+                response_format = fmt
         config = http_processor_config(settings)
-        preprocess = _http_preprocess(sampling, settings.served_model_name, response_format)
+        preprocess = _http_preprocess(sampling, settings.served_model_name, response_format, formats, model_key)
     else:
         tokenizer_ref = settings.model
-        if schema is not None:
+        row_schemas = {k: json.dumps(v) for k, v in schemas.items()} if per_row else None
+        if schema is not None and not per_row:
             # vLLM 0.29 SamplingParams(structured_outputs=StructuredOutputsParams(json=...)); the
             # ray.data.llm vLLM stage (or the shared engine, serve.py) builds it from this key.
             # JSON text keeps the schema intact through Arrow.
@@ -600,10 +636,10 @@ def run_llm(
         shared = _shared_engine(settings)
         if shared is not None:
             config = serve_processor_config(settings, shared)
-            preprocess = _serve_preprocess(sampling)
+            preprocess = _serve_preprocess(sampling, row_schemas, model_key)
         else:
             config = vllm_processor_config(settings, engine_model_source(settings))
-            preprocess = _vllm_preprocess(sampling)
+            preprocess = _vllm_preprocess(sampling, row_schemas, model_key)
 
     light = {"num_cpus": settings.light_stage_cpus}
     prepared = ds.map_batches(
@@ -642,6 +678,7 @@ def run_llm(
     generated = processor(prepared)
     return generated.map(
         finalize_row,
-        fn_kwargs=dict(step=step, profile=profile, output_model=output_model, max_tokens=max_tokens),
+        fn_kwargs=dict(step=step, profile=profile, output_model=output_model, max_tokens=max_tokens,
+                       model_key=model_key),
         **light,
     )

@@ -4,8 +4,9 @@ Each is one pass of the engine layer over a stored dataset through :func:`run_sh
 never reach the driver, finished shards have completion markers (a killed stage resumes), and
 every input row ends in the output or in the rejects with a reason. Where the answer schema
 depends on the review (screening: one property per criterion; extraction: the protocol's
-fields), rows are grouped by that schema and each group is one engine call; the driver only
-reads the (small) protocols dataset to build the schemas.
+fields), each row names its answer group and the engine layer constrains it to that group's
+schema, all in one engine pass; the driver only reads the (small) protocols dataset to build
+the schemas.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from medreason_dist.stages.common import LlmFn, step_sampling, token_columns, wi
 from medreason_dist.stages.resumable import ResumableResult
 
 SEARCH, SCREEN, EXTRACT = "leads_search", "leads_screen", "leads_extract"
-GROUP = "answer_group"  # rows of one group share an answer schema (one engine call per group)
+GROUP = "answer_group"  # rows of one group share a prompt builder and an answer schema
 
 
 def read_protocols(uri: str, options) -> dict[str, Protocol]:
@@ -35,17 +36,19 @@ def read_protocols(uri: str, options) -> dict[str, Protocol]:
 
 
 def _grouped(cfg, llm_fn: LlmFn, *, step: str, sampling, groups: dict[str, tuple[Callable, type]]):
-    """A ``process`` for run_sharded: one engine call per answer group, results unioned."""
+    """A ``process`` for run_sharded: one engine pass in which each row is asked with its
+    group's prompt and constrained to its group's answer schema (``GROUP`` column)."""
     settings = cfg.llm
     params = step_sampling(settings, sampling, cfg.run.seed)
+    prompts = {key: prompt for key, (prompt, _) in groups.items()}
+    models = {key: model for key, (_, model) in groups.items()}
+
+    def build(row: dict) -> list[dict[str, str]]:
+        return prompts[row[GROUP]](row)
 
     def process(ds):
-        outs = []
-        for key, (prompt, model) in sorted(groups.items()):
-            part = ds if len(groups) == 1 else ds.filter(lambda r, key=key: r[GROUP] == key)
-            outs.append(llm_fn(part, settings=settings, build_prompt=prompt, output_model=model, sampling=params,
-                               step=step))
-        return outs[0] if len(outs) == 1 else outs[0].union(*outs[1:])
+        return llm_fn(ds, settings=settings, build_prompt=build, output_model=models, sampling=params, step=step,
+                      model_key=GROUP)
 
     return process
 
@@ -69,11 +72,9 @@ def _errors(table: pa.Table, step: str) -> tuple[list, list]:
 # -- search -------------------------------------------------------------------------------------
 
 
-def _with_key(column: str):
-    def prepare(table: pa.Table) -> pa.Table:
-        return table.append_column("key", table.column(column))
-
-    return prepare
+def _search_prepare(table: pa.Table) -> pa.Table:
+    table = table.append_column("key", table.column("review_id"))
+    return table.append_column(GROUP, pa.array(["search"] * table.num_rows, pa.string()))
 
 
 def _search_prompt(row: dict) -> list[dict[str, str]]:
@@ -91,7 +92,7 @@ def _search_finalize(table: pa.Table) -> pa.Table:
         cols["pubmed_query"].append(answer.pubmed if answer else None)
         for key in ("cond", "intr", "term"):
             cols[f"ctgov_{key}"].append((getattr(answer.ctgov, key) or None) if answer else None)
-    table = table.drop_columns([c for c in ("protocol_json", "included_titles") if c in table.column_names])
+    table = table.drop_columns([c for c in ("protocol_json", "included_titles", GROUP) if c in table.column_names])
     for name, values in cols.items():
         table = with_column(table, name, values, pa.string())
     table = with_column(table, f"{SEARCH}_error", errors, pa.string())
@@ -101,9 +102,9 @@ def _search_finalize(table: pa.Table) -> pa.Table:
 def generate_queries(cfg, protocols_uri: str, *, out_uri: str, rejects_uri: str, fingerprint: str, llm_fn: LlmFn,
                      force: bool = False) -> ResumableResult:
     process = _grouped(cfg, llm_fn, step=SEARCH, sampling=cfg.leads.search.sampling,
-                       groups={"all": (_search_prompt, SearchQueries)})
+                       groups={"search": (_search_prompt, SearchQueries)})
     return _run(cfg, protocols_uri, process, step=SEARCH, out_uri=out_uri, rejects_uri=rejects_uri,
-                fingerprint=fingerprint, force=force, prepare=_with_key("review_id"), finalize=_search_finalize)
+                fingerprint=fingerprint, force=force, prepare=_search_prepare, finalize=_search_finalize)
 
 
 # -- screening ----------------------------------------------------------------------------------
@@ -202,12 +203,14 @@ def approx_tokens(text: str) -> int:
     return math.ceil(len(text.split()) * 4 / 3)
 
 
-def _extract_prepare(budget: int):
+def _extract_prepare(budget: int, reviews: set[str]):
     def prepare(table: pa.Table) -> pa.Table:
         rows = []
         for r in table.to_pylist():
-            if not r.get("full_text"):
-                continue  # extraction reads full texts only; the other records are screened, not extracted
+            if not r.get("full_text") or r["review_id"] not in reviews:
+                # Extraction reads full texts of reviews with extraction fields; the other records
+                # are screened, not extracted.
+                continue
             chunks = chunk_text(r["full_text"], budget, approx_tokens)
             for i, chunk in enumerate(chunks, 1):
                 rows.append({"key": f"{r['review_id']}|{r['record_id']}|{i}", "id": r["record_id"],
@@ -304,5 +307,5 @@ def extract_studies(cfg, records_uri: str, protocols_uri: str, *, out_uri: str, 
         raise StageEmpty("no protocol lists extraction fields; nothing to extract")
     process = _grouped(cfg, llm_fn, step=EXTRACT, sampling=e.sampling, groups=groups)
     return _run(cfg, records_uri, process, step=EXTRACT, out_uri=out_uri, rejects_uri=rejects_uri,
-                fingerprint=fingerprint, force=force, prepare=_extract_prepare(e.chunk_tokens),
+                fingerprint=fingerprint, force=force, prepare=_extract_prepare(e.chunk_tokens, set(groups)),
                 finalize=_extract_finalize(protocols))
