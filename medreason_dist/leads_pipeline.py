@@ -203,11 +203,6 @@ COMMAND_STAGES: dict[str, list[str]] = {
 
 
 def describe_graph() -> str:
-    lines = []
-    for stage in LEADS_PIPELINE:
-        lines.append(f"{stage.name}: {stage.summary}")
-        reads = [r.name for r in stage.reads] + [f"{r.name} (if present)" for r in stage.optional_reads]
-        lines.append("  reads:  " + (", ".join(reads) or "config-named review files"))
-        lines.append("  writes: " + ", ".join(w.name + (f" [{w.kind}]" if w.kind != "dataset" else "")
-                                             for w in stage.writes))
-    return "\n".join(lines)
+    from medreason_dist.pipeline import describe_graph as describe
+
+    return describe(LEADS_PIPELINE)

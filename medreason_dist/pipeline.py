@@ -318,14 +318,17 @@ def get_stage(name: str) -> Stage:
     raise KeyError(f"unknown stage {name!r}; stages: {', '.join(s.name for s in PIPELINE)}")
 
 
-def describe_graph() -> str:
-    """The dataset graph as text: for every stage, what it reads and what it writes."""
+def describe_graph(stages: list[Stage] | None = None) -> str:
+    """The dataset graph as text: for every stage, what it reads and what it writes (this
+    pipeline's stages unless ``stages`` is given, e.g. the literature-mining pipeline's)."""
     lines = []
-    for stage in PIPELINE:
+    for stage in PIPELINE if stages is None else stages:
         lines.append(f"{stage.name}: {stage.summary}")
-        reads = [r.name for r in stage.reads] + [f"{r.name} (if present)" for r in stage.optional_reads
-                                                 if stage.name != "report"]
-        if stage.name == "report":
+        # A report reads whatever earlier stages wrote; listing all of it says less than this.
+        summary = stage.name.endswith("report")
+        reads = [r.name for r in stage.reads] + ([] if summary else [f"{r.name} (if present)"
+                                                                     for r in stage.optional_reads])
+        if summary:
             reads.append("every dataset above, when present")
         lines.append("  reads:  " + (", ".join(reads) or "config-named sources"))
         lines.append("  writes: " + ", ".join(w.name + (f" [{w.kind}]" if w.kind != "dataset" else "")

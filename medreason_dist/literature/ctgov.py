@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from medreason_dist.literature.http import HttpClient, RetryPolicy, ServiceError
 from medreason_dist.literature.query import QueryError, parse_query
+from medreason_dist.literature.records import parse_number
 
 DEFAULT_BASE_URL = "https://clinicaltrials.gov/api/v2"
 MAX_PAGE_SIZE = 1000
@@ -47,13 +48,6 @@ MEASUREMENT_SCHEMA = pa.schema([
 ])
 
 
-def _number(value: Any) -> float | None:
-    try:
-        return float(str(value).replace(",", ""))
-    except (TypeError, ValueError):
-        return None
-
-
 def _measurements(nct: str, section: str, measure: dict, groups: dict[str, str]) -> Iterator[dict]:
     for klass in measure.get("classes") or []:
         for category in klass.get("categories") or []:
@@ -65,7 +59,7 @@ def _measurements(nct: str, section: str, measure: dict, groups: dict[str, str])
                     "time_frame": measure.get("timeFrame"), "group_id": m.get("groupId"),
                     "group_title": groups.get(m.get("groupId", ""), None), "class_title": klass.get("title"),
                     "category_title": category.get("title"), "value": m.get("value"),
-                    "value_number": _number(m.get("value")), "spread": m.get("spread"),
+                    "value_number": parse_number(m.get("value")), "spread": m.get("spread"),
                     "lower_limit": m.get("lowerLimit"), "upper_limit": m.get("upperLimit"),
                 }
 

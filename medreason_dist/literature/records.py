@@ -139,6 +139,17 @@ def parse_year(value: Any) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def parse_number(value: Any) -> float | None:
+    """A number from a registry value or a model's answer ("1,024", 61.2, "61.2"); None for
+    anything else, booleans included (JSON's true is not the number 1 here)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(str(value).replace(",", ""))
+    except ValueError:
+        return None
+
+
 def parse_label(value: Any) -> bool | None:
     """ASReview's included / label_included values; ``RecordError`` for anything else."""
     text = (clean_text(value) or "").lower()

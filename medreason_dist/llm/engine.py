@@ -405,7 +405,7 @@ def vllm_processor_config(settings: LLMSettings, model_source: str):
     engine_kwargs, placement = vllm_engine_spec(settings)
     return vLLMEngineProcessorConfig(
         model_source=model_source,
-        engine_kwargs=engine_kwargs,
+        engine_kwargs=engine_args(engine_kwargs),
         batch_size=settings.batch_size,
         concurrency=settings.concurrency,
         max_concurrent_batches=settings.max_concurrent_batches,

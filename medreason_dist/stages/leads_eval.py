@@ -32,6 +32,7 @@ import pyarrow as pa
 from medreason_dist import storage
 from medreason_dist.literature.metrics import recall_at_k, recall_precision, wilson, wss_at
 from medreason_dist.literature.query import QueryError, search
+from medreason_dist.literature.records import parse_number
 
 EVAL_SCHEMA = pa.schema([("review_id", pa.string()), ("task", pa.string()), ("metric", pa.string()),
                          ("value", pa.float64()), ("ci_low", pa.float64()), ("ci_high", pa.float64()),
@@ -145,18 +146,11 @@ def _norm(text: Any) -> str:
     return " ".join(re.sub(r"[^a-z0-9.]+", " ", str(text).lower()).split())
 
 
-def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def same_value(gold: Any, predicted: Any, tolerance: float) -> tuple[bool, str]:
     """(correct, method): numbers within a relative tolerance, text by normalised match."""
     if predicted is None:
         return False, "missing"
-    g, p = _number(gold), _number(predicted)
+    g, p = parse_number(gold), parse_number(predicted)
     if g is not None and not isinstance(gold, str):
         return p is not None and abs(p - g) <= tolerance * max(abs(g), 1e-9), "number"
     a, b = _norm(gold), _norm(predicted)

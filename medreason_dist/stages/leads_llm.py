@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from typing import Any, Callable
+from typing import Callable
 
 import pyarrow as pa
 
@@ -22,6 +22,7 @@ from medreason_dist import storage
 from medreason_dist.literature.extraction import chunk_text, extraction_model, merge_extractions
 from medreason_dist.literature.prompts import SearchQueries, check_search, extract_prompt, screen_prompt, search_prompt
 from medreason_dist.literature.protocol import Protocol
+from medreason_dist.literature.records import parse_number
 from medreason_dist.literature.screening import as_answer, criteria_model, score
 from medreason_dist.stages.common import LlmFn, step_sampling, token_columns, with_column
 from medreason_dist.stages.resumable import ResumableResult
@@ -233,15 +234,6 @@ def _extract_prompt(protocol: Protocol):
     return build
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _characteristics(merged: dict, protocol: Protocol) -> list[dict]:
     out = []
     for f in protocol.fields:
@@ -249,7 +241,7 @@ def _characteristics(merged: dict, protocol: Protocol) -> list[dict]:
         value = answer.get("value") if answer.get("reported") else None
         out.append({"field": f.name, "reported": bool(answer.get("reported")) and value is not None,
                     "value": None if value is None else str(value),
-                    "value_number": _number(value) if f.type in ("number", "integer") else None,
+                    "value_number": parse_number(value) if f.type in ("number", "integer") else None,
                     "evidence": answer.get("evidence") if value is not None else None})
     return out
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 from typing import Any
 
 import pyarrow as pa
@@ -24,8 +23,6 @@ from medreason_dist import storage
 from medreason_dist.literature.ctgov import ARM_SCHEMA, MEASUREMENT_SCHEMA, STUDY_SCHEMA
 from medreason_dist.literature.records import RECORD_SCHEMA
 from medreason_dist.literature.settings import FIXTURE
-
-log = logging.getLogger(__name__)
 
 RETRIEVED_SCHEMA = pa.schema([("review_id", pa.string()), ("query", pa.string())] + list(RECORD_SCHEMA))
 ERROR_SCHEMA = pa.schema([("review_id", pa.string()), ("service", pa.string()), ("query", pa.string()),
