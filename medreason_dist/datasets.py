@@ -108,8 +108,11 @@ LEADS_SCREENING_RIS = _d("leads/screening.ris", "leads_screen",
                          "the screening as RIS with ASReview labels in the notes", "file")
 LEADS_EXTRACTION = _d("leads/extraction", "leads_extract",
                       "characteristics, arms, participant statistics and results per full text", main=True)
+LEADS_EXTRACTION_CSV = _d("leads/extraction.csv", "leads_extract",
+                          "one row per study and extracted value (characteristics, arms, statistics, results)", "file")
 LEADS_EXTRACT_REJECTS = _d("leads/extract_rejects", "leads_extract", "full texts no chunk could be extracted from")
 LEADS_EVAL = _d("leads/eval", "leads_eval", "search, screening and extraction metrics with 95% intervals", main=True)
+LEADS_EVAL_CSV = _d("leads/eval.csv", "leads_eval", "the evaluation figures as CSV", "file")
 LEADS_EVAL_ITEMS = _d("leads/eval_items", "leads_eval", "every extracted value next to its gold value")
 LEADS_REPORT_STATUS = _d("leads/report_status", "leads_report", "where the literature report was written", main=True)
 LEADS_REPORT_HTML = _d("leads/report.html", "leads_report", "the self-contained HTML report of the literature run",

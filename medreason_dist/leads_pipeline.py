@@ -74,19 +74,20 @@ def run_retrieve(ctx: StageContext) -> StageResult:
 
 
 def run_screen(ctx: StageContext) -> StageResult:
-    from medreason_dist.stages.leads_export import export_on_worker
+    from medreason_dist.stages.leads_export import export_screening, on_worker
     from medreason_dist.stages.leads_llm import screen_records
 
     _ray(ctx.config)
     res = screen_records(ctx.config, ctx.uri(D.LEADS_RECORDS), ctx.uri(D.LEADS_PROTOCOLS),
                          out_uri=ctx.uri(D.LEADS_SCREENING), rejects_uri=ctx.uri(D.LEADS_SCREEN_REJECTS),
                          fingerprint=ctx.fingerprint, llm_fn=_llm_fn(), force=ctx.force)
-    export_on_worker(ctx.uri(D.LEADS_SCREENING), ctx.uri(D.LEADS_SCREENING_CSV), ctx.uri(D.LEADS_SCREENING_RIS),
-                     ctx.options, cpus=ctx.config.llm.light_stage_cpus)
+    on_worker(export_screening, ctx.uri(D.LEADS_SCREENING), ctx.uri(D.LEADS_SCREENING_CSV),
+              ctx.uri(D.LEADS_SCREENING_RIS), ctx.options, cpus=ctx.config.llm.light_stage_cpus)
     return StageResult(res.output, {D.LEADS_SCREEN_REJECTS.name: res.rejects})
 
 
 def run_extract(ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.leads_export import export_extraction, on_worker
     from medreason_dist.stages.leads_llm import extract_studies
 
     stats = _manifest(ctx, D.LEADS_RECORDS).extra.get("stats", {})
@@ -96,6 +97,8 @@ def run_extract(ctx: StageContext) -> StageResult:
     res = extract_studies(ctx.config, ctx.uri(D.LEADS_RECORDS), ctx.uri(D.LEADS_PROTOCOLS),
                           out_uri=ctx.uri(D.LEADS_EXTRACTION), rejects_uri=ctx.uri(D.LEADS_EXTRACT_REJECTS),
                           fingerprint=ctx.fingerprint, llm_fn=_llm_fn(), force=ctx.force)
+    on_worker(export_extraction, ctx.uri(D.LEADS_EXTRACTION), ctx.uri(D.LEADS_EXTRACTION_CSV), ctx.options,
+              cpus=ctx.config.llm.light_stage_cpus)
     return StageResult(res.output, {D.LEADS_EXTRACT_REJECTS.name: res.rejects})
 
 
@@ -113,7 +116,7 @@ def run_eval(ctx: StageContext) -> StageResult:
                         search_uri=_present(ctx, D.LEADS_SEARCH), screening_uri=_present(ctx, D.LEADS_SCREENING),
                         extraction_uri=_present(ctx, D.LEADS_EXTRACTION), gold_extraction=gold,
                         out_uri=ctx.uri(D.LEADS_EVAL), items_uri=ctx.uri(D.LEADS_EVAL_ITEMS),
-                        fingerprint=ctx.fingerprint)
+                        csv_uri=ctx.uri(D.LEADS_EVAL_CSV), fingerprint=ctx.fingerprint)
     return StageResult(manifest)
 
 
@@ -180,12 +183,13 @@ LEADS_PIPELINE: list[Stage] = [
           writes=(D.LEADS_SCREENING, D.LEADS_SCREEN_REJECTS, D.LEADS_SCREENING_CSV, D.LEADS_SCREENING_RIS),
           config=LLM + ("leads.screen",), engines=("llm.model",), run=run_screen),
     Stage("leads_extract", "LLM: characteristics, arms, participants and results per full text, by chunk",
-          reads=(D.LEADS_RECORDS, D.LEADS_PROTOCOLS), writes=(D.LEADS_EXTRACTION, D.LEADS_EXTRACT_REJECTS),
+          reads=(D.LEADS_RECORDS, D.LEADS_PROTOCOLS),
+          writes=(D.LEADS_EXTRACTION, D.LEADS_EXTRACT_REJECTS, D.LEADS_EXTRACTION_CSV),
           config=LLM + ("leads.extract",), engines=("llm.model",), run=run_extract),
     Stage("leads_eval", "search, screening and extraction against gold, with Wilson intervals",
           reads=(D.LEADS_PROTOCOLS, D.LEADS_RECORDS),
           optional_reads=(D.LEADS_SEARCH, D.LEADS_SCREENING, D.LEADS_EXTRACTION),
-          writes=(D.LEADS_EVAL, D.LEADS_EVAL_ITEMS), config=("leads.eval",),
+          writes=(D.LEADS_EVAL, D.LEADS_EVAL_ITEMS, D.LEADS_EVAL_CSV), config=("leads.eval",),
           run=run_eval, external=_gold_extraction_file),
     Stage("leads_report", "self-contained HTML report of the literature run",
           reads=(), optional_reads=tuple(d for d in D.LEADS if d.kind == "dataset" and d.owner != "leads_report"),

@@ -202,6 +202,20 @@ def test_screening_exports_open_in_reviewer_tools(finished):
     assert len(rows) == 49 and rows[0]["rank"] == "1" and {"I1", "E2", "I1_rationale"} <= set(rows[0])
 
 
+def test_extraction_and_evaluation_as_csv(finished):
+    import csv
+    import io
+
+    cfg, _, _ = finished
+    text = storage.read_bytes(cfg.dataset_uri(D.LEADS_EXTRACTION_CSV.name)).decode()
+    lines = list(csv.DictReader(io.StringIO(text)))
+    country = [r for r in lines if r["pmid"] == "30100081" and r["name"] == "country"]
+    assert country[0]["kind"] == "characteristic" and country[0]["value"] == "Denmark"
+    assert {r["kind"] for r in lines} == {"characteristic", "arm"}  # the stand-in reports no statistics
+    metrics = list(csv.DictReader(io.StringIO(storage.read_bytes(cfg.dataset_uri(D.LEADS_EVAL_CSV.name)).decode())))
+    assert len(metrics) == storage.read_manifest(cfg.dataset_uri(D.LEADS_EVAL.name)).rows
+
+
 def test_retrieve_runs_the_accepted_query_through_both_clients(finished):
     cfg, _, _ = finished
     retrieved = _read(cfg, D.LEADS_RETRIEVED)

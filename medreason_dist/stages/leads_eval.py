@@ -22,6 +22,8 @@ values; no record text): that is at most a row per candidate.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from collections import Counter, defaultdict
@@ -213,7 +215,7 @@ def extraction_metrics(items: list[dict]) -> list[dict]:
 
 def evaluate(cfg, *, protocols_uri: str, records_uri: str, search_uri: str | None, screening_uri: str | None,
              extraction_uri: str | None, gold_extraction: dict | None, out_uri: str, items_uri: str,
-             fingerprint: str) -> storage.Manifest:
+             csv_uri: str, fingerprint: str) -> storage.Manifest:
     options = cfg.storage
 
     def read(uri, columns):
@@ -240,6 +242,11 @@ def evaluate(cfg, *, protocols_uri: str, records_uri: str, search_uri: str | Non
         tasks.append("extraction")
     storage.write_table(items_uri, pa.Table.from_pylist(items, schema=ITEM_SCHEMA), stage="leads_eval.items",
                         config_hash=fingerprint, options=options)
+    sink = io.StringIO()  # a few hundred metric rows at most: written here, as CSV for spreadsheets
+    writer = csv.DictWriter(sink, fieldnames=EVAL_SCHEMA.names)
+    writer.writeheader()
+    writer.writerows(rows)
+    storage.write_bytes(csv_uri, sink.getvalue().encode(), options)
     headline = {f"{r['task']}.{r['metric']}": r["value"] for r in rows if r["review_id"] == ALL
                 and not r["metric"].startswith(("labels.", "accuracy.", "accuracy["))}
     return storage.write_table(out_uri, pa.Table.from_pylist(rows, schema=EVAL_SCHEMA), stage="leads_eval",

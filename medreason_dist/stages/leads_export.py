@@ -1,4 +1,4 @@
-"""Screening results as files reviewers open in their own tools.
+"""Results as files reviewers open in their own tools (spreadsheets, ASReview, reference managers).
 
 - ``screening.csv``: one row per screened record, best score first per review, with the labels
   per criterion as ``I1``, ``E1``... columns and the rationales as ``I1_rationale``...;
@@ -7,8 +7,11 @@
   (``ASReview_relevant`` / ``ASReview_irrelevant``) and the score and rank as further notes, so
   a reviewer can import it into ASReview (or Zotero, EndNote) and continue from there.
 
-Both are written by a worker task that reads the committed screening dataset; nothing passes
-through the driver.
+- ``extraction.csv``: one row per study and extracted value — characteristics by field, arm
+  groups, participant statistics and results — with the unit, group, time frame and evidence.
+
+They are written by worker tasks that read the committed datasets; nothing passes through the
+driver.
 """
 
 from __future__ import annotations
@@ -72,7 +75,40 @@ def export_screening(screening_uri: str, csv_uri: str, ris_uri: str, options) ->
     return {"rows": len(rows)}
 
 
-def export_on_worker(screening_uri: str, csv_uri: str, ris_uri: str, options, cpus: float = 0.25) -> dict:
+EXTRACTION_COLUMNS = ["review_id", "pmid", "title", "kind", "name", "group", "param_type", "unit", "time_frame",
+                      "value", "reported", "evidence"]
+
+
+def extraction_rows(study: dict) -> list[dict]:
+    """The long form of one extraction row: a line per characteristic, arm, statistic, result."""
+    base = {"review_id": study["review_id"], "pmid": study["pmid"], "title": study["title"]}
+    out = [dict(base, kind="characteristic", name=c["field"], value=c["value"], reported=c["reported"],
+                evidence=c["evidence"]) for c in study["characteristics"] or []]
+    out += [dict(base, kind="arm", name=a["label"], value=a["type"], reported=True, evidence=a["evidence"],
+                 group="; ".join(a["intervention_names"] or [])) for a in study["arms"] or []]
+    out += [dict(base, kind="participants", name=p["measure"], group=p["group"], param_type=p["param_type"],
+                 unit=p["unit"], value=p["value"], reported=p["reported"], evidence=p["evidence"])
+            for p in study["participants"] or []]
+    out += [dict(base, kind="result", name=r["outcome"], group=r["group"], param_type=r["param_type"],
+                 unit=r["unit"], time_frame=r["time_frame"], value=r["value"], reported=r["reported"],
+                 evidence=r["evidence"]) for r in study["results"] or []]
+    return out
+
+
+def export_extraction(extraction_uri: str, csv_uri: str, options) -> dict:
+    columns = ["review_id", "pmid", "title", "characteristics", "arms", "participants", "results"]
+    rows = [line for study in storage.read_table(extraction_uri, columns=columns, options=options).to_pylist()
+            for line in extraction_rows(study)]
+    sink = io.StringIO()
+    writer = csv.DictWriter(sink, fieldnames=EXTRACTION_COLUMNS, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    storage.write_bytes(csv_uri, sink.getvalue().encode(), options)
+    return {"rows": len(rows)}
+
+
+def on_worker(fn, *args, cpus: float = 0.25):
+    """Run an export on a worker (it reads and writes storage itself) and wait for it."""
     import ray
 
-    return ray.get(ray.remote(num_cpus=cpus)(export_screening).remote(screening_uri, csv_uri, ris_uri, options))
+    return ray.get(ray.remote(num_cpus=cpus)(fn).remote(*args))
