@@ -665,11 +665,13 @@ def run_llm(
         preprocess_map_kwargs=light,
         postprocess_map_kwargs=light,
     )
-    if shared is not None:
-        # The client actors only await the deployment; Ray Data would give each a whole CPU,
-        # which next to the engine's bundle does not fit a 2-CPU local Ray. Batches in flight
-        # per client as per engine actor in the per-call path.
-        client = processor.get_stage_by_name("ServeDeploymentStage")
+    if shared is not None or profile == "http":
+        # The client actors only await the deployment or the endpoint; Ray Data would give each
+        # a whole CPU, which next to an engine's bundle does not fit a 2-CPU local Ray (so only
+        # one HTTP client ever started). Batches in flight per client as per engine actor in the
+        # per-call path; ray.data.llm's HTTP stage sends the rows of one batch one after another,
+        # so for http the requests in flight are concurrency x max_concurrent_batches.
+        client = processor.get_stage_by_name("HttpRequestStage" if profile == "http" else "ServeDeploymentStage")
         client.map_batches_kwargs = {
             **client.map_batches_kwargs,
             "num_cpus": settings.light_stage_cpus,

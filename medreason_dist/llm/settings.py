@@ -122,7 +122,9 @@ class LLMSettings(_Strict):
     compact_json: bool = Field(
         True, description="Schema-constrained answers without free whitespace between JSON tokens (cpu/gpu "
                           "profiles): small models otherwise fill their token budget with newlines.")
-    max_concurrent_batches: int = Field(4, ge=1, description="Batches in flight per engine actor.")
+    max_concurrent_batches: int = Field(
+        4, ge=1, description="Batches in flight per engine actor (http: per client actor; the rows of one "
+                             "batch are sent one after another, so requests in flight = concurrency x this).")
     dtype: str = "bfloat16"
     seed: int = 0
     tokenizer_concurrency: int = Field(1, ge=1, description="Actors that apply the chat template and count tokens.")
