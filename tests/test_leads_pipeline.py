@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.dataset
 import pytest
 
@@ -282,3 +283,20 @@ def test_datasets_open_without_project_code(finished):
     assert dict(labels)["YES"] == 16 * 4
     table = pyarrow.dataset.dataset(str(storage.local_path(cfg.dataset_uri(D.LEADS_EXTRACTION.name))), format="parquet")
     assert table.count_rows() == 3
+
+
+def test_full_text_mode_screens_on_the_full_text_where_there_is_one(tmp_path):
+    from medreason_dist.literature.protocol import load_protocol
+    from medreason_dist.stages.leads_inputs import LEADS_RECORD_SCHEMA
+    from medreason_dist.stages.leads_llm import _screen_prepare, _screen_prompt
+
+    inputs = load_inputs(_config(tmp_path).leads)
+    protocols = {"knee_oa_exercise": load_protocol(FIXTURE / "protocol.yaml")}
+    table = _screen_prepare(pa.Table.from_pylist(inputs.records, schema=LEADS_RECORD_SCHEMA), protocols, "full_text")
+    rows = table.to_pylist()
+    assert {r["screen_mode"] for r in rows if r["full_text"]} == {"full_text"}
+    assert {r["screen_mode"] for r in rows if not r["full_text"]} == {"title_abstract"}
+    build = _screen_prompt(protocols, max_chars=5000)
+    with_text = next(r for r in rows if r["full_text"])
+    assert "Full text:" in build(with_text)[-1]["content"]
+    assert "Abstract:" in build(next(r for r in rows if not r["full_text"] and r["abstract"]))[-1]["content"]
