@@ -198,6 +198,12 @@ def cmd_paths(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(cfg: Config, args: argparse.Namespace) -> int:
+    from medreason_dist.deploy.submit import run
+
+    return run(cfg, args)
+
+
 def _stages_command(names: list[str]) -> Callable[[Config, argparse.Namespace], int]:
     def run(cfg: Config, args: argparse.Namespace) -> int:
         return run_selected(cfg, names, force=args.force, verbose=args.verbose)
@@ -243,6 +249,11 @@ COMMANDS: dict[str, tuple[str, str, Callable[[Config, argparse.Namespace], int]]
             "says what would run and why.", cmd_run),
     "graph": ("print the dataset graph", "For every stage: what it reads and what it writes (pipeline.py).",
               cmd_graph),
+    "submit": ("submit a job to a cloud", "emr | dataproc: the Spark path job (EMR Serverless job run, Dataproc "
+               "Serverless batch); ray | kuberay: a Ray job (--job generate|sft|eval|leads) through the Ray job "
+               "API or as a KubeRay RayJob. Everything comes from the config's deploy: section; --dry-run prints "
+               "the exact request as JSON. Waits for the final state (exit 0 on success, 1 otherwise) unless "
+               "--no-wait.", cmd_submit),
     "leads": ("literature mining for systematic reviews (LEADS)", "search | screen | extract | eval | run | graph: "
               "search queries from a protocol's PICO (and, with --execute, their PubMed and ClinicalTrials.gov "
               "results), screening with a label per criterion, extraction of study characteristics, arms, "
@@ -285,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--engine", choices=["dataframe", "graphframes"], help="path engine")
         if name == "paths":
             p.add_argument("--force", action="store_true", help="rerun even if the output is up to date")
+        if name == "submit":
+            from medreason_dist.deploy.submit import add_arguments as add_submit_arguments
+
+            add_submit_arguments(p)
         if name == "leads":
             from medreason_dist.leads_cli import add_arguments
 

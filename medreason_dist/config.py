@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medreason_dist import storage
+from medreason_dist.deploy.settings import DeploySettings
 from medreason_dist.literature.settings import LeadsConfig
 from medreason_dist.llm.settings import LLMSettings, StepSampling
 from medreason_dist.stages.decontaminate import DecontamConfig
@@ -170,6 +171,7 @@ class Config(_Section):
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)
     sft: SftConfig = Field(default_factory=SftConfig)
     leads: LeadsConfig = Field(default_factory=LeadsConfig)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)  # `submit` only; never in fingerprints
 
     @model_validator(mode="after")
     def _one_model_cache(self) -> "Config":

@@ -29,6 +29,7 @@ EXECUTION_ONLY: tuple[str, ...] = (
     "storage.*",
     "spark.*",
     "ray.*",
+    "deploy.*",  # where `submit` sends jobs (cloud resource ids, code location), not what they write
     "models.cache_dir", "llm.cache_dir", "sft.model_cache_dir",
     "llm.batch_size", "llm.concurrency", "llm.max_concurrent_batches", "llm.tokenizer_concurrency",
     "llm.light_stage_cpus", "llm.max_num_seqs", "llm.shared_engine",
