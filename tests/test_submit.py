@@ -159,6 +159,8 @@ MANIFEST = {
             "workerGroupSpecs": [{"groupName": "gpu", "replicas": 1, "rayStartParams": {}, "template": {"spec": {
                 "containers": [{"name": "ray-worker", "image": "ghcr.io/x/medreason:old"}]}}}],
         },
+        "submitterPodTemplate": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": "ray-job-submitter", "image": "ghcr.io/x/medreason:old"}]}},
     },
 }
 
@@ -181,6 +183,7 @@ def expected_rayjob(job: str, conf: str, namespace: str, image: str) -> dict:
     body["spec"]["entrypoint"] = f"python {script} --config {conf} --set ray.address=auto"
     for group in [body["spec"]["rayClusterSpec"]["headGroupSpec"], *body["spec"]["rayClusterSpec"]["workerGroupSpecs"]]:
         group["template"]["spec"]["containers"][0]["image"] = image
+    body["spec"]["submitterPodTemplate"]["spec"]["containers"][0]["image"] = image  # it runs `ray job submit`
     return body
 
 

@@ -37,6 +37,8 @@ def load_manifest(cfg, job: str, *, required: bool = True) -> dict[str, Any] | N
 def _pod_specs(body: dict[str, Any]):
     cluster = body.get("spec", {}).get("rayClusterSpec", {})
     groups = [cluster.get("headGroupSpec", {})] + list(cluster.get("workerGroupSpecs", []) or [])
+    # The submitter pod runs `ray job submit` from the same image: a stale image there never pulls.
+    groups.append({"template": body.get("spec", {}).get("submitterPodTemplate", {})})
     for group in groups:
         pod = group.get("template", {}).get("spec")
         if pod:
