@@ -54,7 +54,7 @@ demo: setup
 
 # The whole suite, slow end-to-end tests included.
 test: setup
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m "" $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m "" --durations=15 $(PYTEST_ARGS)
 
 # Everything but the slow end-to-end tests, for quick iteration.
 test-fast: setup

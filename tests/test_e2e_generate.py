@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from net_helpers import free_port, wait_for_port
 
 from medreason_dist import storage
 
@@ -30,20 +29,6 @@ def _overrides(out: Path, cache: Path) -> list[str]:
             "--set", "reason.batch_rows=1"]
 
 
-def assert_every_row_accounted(out: Path) -> dict:
-    qa_ids = storage.read_table(str(out / "sources" / "qa")).column("id").to_pylist()[:LIMIT]
-    sft = storage.read_table(str(out / "reason" / "sft"))
-    rejects = storage.read_table(str(out / "reason" / "rejects"))
-    terminal = sft.column("id").to_pylist() + rejects.column("id").to_pylist()
-    assert sorted(terminal) == sorted(qa_ids), "each input row must end exactly once in sft or rejects"
-    manifest = storage.read_manifest(str(out / "reason" / "sft"))
-    for rel in ("reason/extract", "reason/reformat", "reason/generate"):
-        m = storage.read_manifest(str(out / rel))
-        assert sum(m.tokens.values()) > 0, rel  # the engine really ran and counted tokens
-    return {"kept": sft.num_rows, "rejects": dict(storage.read_manifest(str(out / "reason" / "rejects")).rejects),
-            "verify_manifest": manifest.rejects}
-
-
 @pytest.fixture(scope="module")
 def model_cache(tmp_path_factory) -> Path:
     from medreason_dist.models import prepare_models
@@ -55,7 +40,7 @@ def model_cache(tmp_path_factory) -> Path:
 
 def test_kill_mid_stage_then_resume(tmp_path, model_cache):
     out = tmp_path / "out"
-    # Interrupt and resume the first LLM stage (the full chain runs in test_ray_job_submit;
+    # Interrupt and resume the first LLM stage (the full chain runs in test_multinode_ray.py;
     # each vLLM start costs about a minute on CPU).
     # One row per engine batch, one batch in flight: results (and progress parts) arrive one by
     # one, which leaves a window to interrupt the stage between them.
@@ -96,49 +81,3 @@ def test_kill_mid_stage_then_resume(tmp_path, model_cache):
     resumed = re.search(r"stage extract: (\d+) shards \((\d+) rows\), (\d+) already done", log_text)
     assert resumed and int(resumed.group(3)) >= done_before >= 1, log_text[-3000:]
     print("accounting after resume:", json.dumps(summary))
-
-
-def test_ray_job_submit(tmp_path, model_cache):
-    out = tmp_path / "out"
-    gcs_port, dash_port = free_port(), free_port()
-    # Ray 2.60 protects the dashboard/job API with a token; head and client use the same one.
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token")
-    head = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
-         "--num-cpus=2", "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash_port}",
-         "--disable-usage-stats",
-         # The agents' default ports (52365, ...) may be held by another Ray on this machine
-         # (another test's); an agent that cannot bind leaves the job API answering "No
-         # available agent" for good, so this head gets ports of its own.
-         f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-         f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}"],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_for_port(dash_port, 120, proc=head, poll_s=1), "ray head exited or its dashboard did not open"
-        runtime_env = {"excludes": [".venv", ".cache", "out", ".git", "*.pyc", "bench_out"]}
-        submit_cmd = [str(BIN / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dash_port}",
-                      "--working-dir", str(REPO), "--runtime-env-json", json.dumps(runtime_env), "--",
-                      sys.executable, "jobs/generate.py", *_overrides(out, model_cache), "--set", "ray.address=auto"]
-        # The dashboard port opens before the head's job agent registers; until then the job API
-        # answers "No available agent" (seen on a loaded CI host), so retry that answer only.
-        for _ in range(24):
-            submit = subprocess.run(submit_cmd, env=env, capture_output=True, text=True, timeout=1500)
-            if submit.returncode == 0 or "No available agent" not in submit.stderr + submit.stdout:
-                break
-            time.sleep(5)
-        assert submit.returncode == 0, submit.stdout[-4000:] + submit.stderr[-2000:]
-        assert "succeeded" in submit.stdout.lower()
-        summary = assert_every_row_accounted(out)
-        jsonl = out / "reason" / "sft_jsonl" / "sft.jsonl"
-        assert jsonl.exists()
-        print("ray job accounting:", json.dumps(summary))
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-        # The head leaves its address behind; later `ray.init()` calls must not try to join it.
-        current = Path("/tmp/ray/ray_current_cluster")
-        if current.exists() and current.read_text().strip().endswith(f":{gcs_port}"):
-            current.unlink()
