@@ -135,7 +135,8 @@ def _candidates(value):
     if isinstance(value, list):
         return [value + value[:1] if value else ["x"], [0.8, 0.9]]
     if isinstance(value, dict):
-        return [dict(value, zz_test="1"), dict(value, zz_test={"input_usd_per_mtok": 1, "output_usd_per_mtok": 1})]
+        return [dict(value, zz_test="1"), dict(value, zz_test={"input_usd_per_mtok": 1, "output_usd_per_mtok": 1}),
+                dict(value, generate="conf/local.yaml")]  # maps keyed by job name (deploy.job_configs)
     raise AssertionError(f"no candidate for {value!r}")
 
 
