@@ -4,7 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.medreason-installed
-# checkov pins old boto3/networkx/packaging that would break the project's venv: it gets its own.
+# checkov pins old boto3/networkx/packaging that would break the project's venv: it gets its own,
+# built for the test targets only (the infrastructure checks), not for `make demo`.
 CHECKOV_VENV := .tools/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # pip reuses its cache; set PIP_EXTRA (e.g. --index-url ...) to point torch at a CPU wheel index.
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 
 .PHONY: setup java demo test test-fast bench lint-terraform clean
 
-setup: $(STAMP) $(CHECKOV)
+setup: $(STAMP)
 
 $(CHECKOV):
 	$(PYTHON) -m venv $(CHECKOV_VENV)
@@ -53,11 +54,11 @@ demo: setup
 	@if [ -f out/report/index.html ]; then echo "Report: $$(pwd)/out/report/index.html"; else echo "Report: not written (see the run table above)"; fi
 
 # The whole suite, slow end-to-end tests included.
-test: setup
+test: setup $(CHECKOV)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m "" --durations=15 $(PYTEST_ARGS)
 
 # Everything but the slow end-to-end tests, for quick iteration.
-test-fast: setup
+test-fast: setup $(CHECKOV)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 bench: setup

@@ -194,7 +194,7 @@ def test_launcher_schema_rejects_a_misspelled_key():
 
 def test_checkov_finds_no_failed_check(tmp_path):
     if not CHECKOV.is_file():
-        pytest.skip(f"checkov not installed at {CHECKOV} (`make setup` builds it)")
+        pytest.skip(f"checkov not installed at {CHECKOV} (`make test` builds it)")
     scan = tmp_path / "scan"
     shutil.copytree(CLUSTER, scan)
     # checkov does not look inside Ray custom resources: scan each pod template as a Pod that

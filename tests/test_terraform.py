@@ -218,7 +218,7 @@ module "emr" {{
 
 # --- checkov -------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not CHECKOV.exists(), reason=f"checkov venv missing at {CHECKOV} (make setup builds it)")
+@pytest.mark.skipif(not CHECKOV.exists(), reason=f"checkov venv missing at {CHECKOV} (make test builds it)")
 @pytest.mark.parametrize("folder", ["terraform"])  # cluster/: tests/test_cluster_specs.py, pods included
 def test_checkov_has_no_failed_checks(folder):
     if not (REPO / folder).is_dir():
