@@ -91,7 +91,7 @@ def _summary(cfg: Config, names: list[str]) -> list[str]:
 
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
-    from medreason_dist.cli import run_selected
+    from medreason_dist.run_command import run_selected
     from medreason_dist.leads_pipeline import LEADS_PIPELINE, describe_graph
 
     if args.action == "graph":

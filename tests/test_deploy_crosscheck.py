@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import medreason_dist.cli as cli
+import medreason_dist.run_command as run_command
 from medreason_dist import pipeline
 from medreason_dist.jobs import run_stages_main
 
@@ -44,6 +45,7 @@ def _capture_runs(monkeypatch) -> list:
         raise _Captured
 
     monkeypatch.setattr(cli, "run_selected", fake_run_selected)
+    monkeypatch.setattr(run_command, "run_selected", fake_run_selected)  # the LEADS commands call it there
     return seen
 
 
