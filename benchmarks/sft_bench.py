@@ -6,12 +6,29 @@ SFT recipe (``run_recipe``, single process, no Ray, packaged SmolLM2-135M). Repo
 for both; the target is padding <= 5% with packing.
 
 GPU mode (``--gpu``): the recipe on a random-initialised Llama in the 8B shape (bf16
-weights, seq 4096, gradient checkpointing) on one GPU, reporting tokens/s and MFU =
-6 * N_params * tokens/s / peak (989 TFLOP/s dense bf16 for H100 SXM and H200). Shape flags
-(``--layers`` etc.) shrink it for a smoke run; without a GPU the recipe falls back to the CPU.
+weights, bf16 fused AdamW states, seq 4096, gradient checkpointing) on one GPU, full fine-tune
+or ``--method lora`` (r = ``--lora-r``), reporting tokens/s and MFU. Shape flags (``--layers``
+etc.) shrink it for a smoke run; without a GPU the recipe falls back to the CPU. An arm that
+runs out of memory still prints its JSON line, with ``status: "oom"``.
+
+FLOPs per token (N = parameters that take part in matmuls: all weights except the input
+embedding, which is a lookup; the untied lm_head counts; LoRA adapters count):
+
+* ``mfu``: 6 N / token, the usual convention (also for LoRA, for comparability);
+* ``mfu_with_attention``: 6 N + 12 L d seq (PaLM appendix B: QK^T and AV forward and
+  backward, no discount for the causal or packed block-diagonal mask);
+* ``mfu_model_flops``: what the method really computes: 6 N for full, and for LoRA
+  4 N_base + 6 N_lora (forward 2 N and input gradients 2 N through the frozen weights, no
+  weight gradients for them);
+* ``hfu``: model FLOPs + attention + the recomputed forward of gradient checkpointing
+  (2 N + 4 L d seq).
+
+Each is divided by ``--peak-tflops`` (default: 989 TFLOP/s dense bf16 for H100 SXM and H200)
+and, as ``*_vs_ceiling``, by ``--ceiling-tflops`` (a measured bf16 matmul rate) when given.
 
     python benchmarks/sft_bench.py                      # CPU packing comparison
-    python benchmarks/sft_bench.py --gpu                # 8B-shaped Llama on one GPU
+    python benchmarks/sft_bench.py --gpu                # 8B-shaped Llama on one GPU, full fine-tune
+    python benchmarks/sft_bench.py --gpu --method lora  # the same with LoRA r=16
     python benchmarks/sft_bench.py --gpu --layers 2 --hidden 256 --heads 4 --kv-heads 2 \
         --intermediate 512 --vocab 2048 --seq 512 --steps 3   # CPU smoke of the GPU path
 """
@@ -133,6 +150,21 @@ def random_packed_sequences(n: int, seq: int, vocab: int, seed: int) -> list[dic
     return out
 
 
+def flop_accounting(args, n_params: int, n_trainable: int, method: str, grad_ckpt: bool) -> dict:
+    """FLOPs per trained token under the stated conventions (see the module docstring)."""
+    n_base = n_params - n_trainable if method == "lora" else n_params  # frozen base (LoRA) or all
+    n_lora = n_trainable if method == "lora" else 0
+    n_matmul = n_base - args.vocab * args.hidden  # untied: the input embedding is a lookup, lm_head a matmul
+    attn = 12 * args.layers * args.hidden * args.seq  # PaLM: QK^T and AV, fwd + bwd, no causal/packing discount
+    model = 6 * (n_matmul + n_lora) if method == "full" else 4 * n_matmul + 6 * n_lora  # LoRA: no frozen dW
+    recompute = (2 * (n_matmul + n_lora) + attn // 3) if grad_ckpt else 0  # one extra forward per layer
+    return {
+        "n_params_total": n_params, "n_params_matmul": n_matmul + n_lora, "n_trainable": n_trainable,
+        "flops_per_token_6n": 6 * (n_matmul + n_lora), "flops_per_token_attention": attn,
+        "flops_per_token_model": model, "flops_per_token_hardware": model + attn + recompute,
+    }
+
+
 def gpu_bench(args) -> dict:
     import torch
 
@@ -144,33 +176,53 @@ def gpu_bench(args) -> dict:
     peak = args.peak_tflops
     if peak is None:
         peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in device_name), None)
-    cfg = SftConfig(method="full", param_dtype="bfloat16", bf16="auto" if on_gpu else "off",
+    result = {
+        "benchmark": "sft_loop_gpu", "arm": args.arm or args.method, "method": args.method, "device": device_name,
+        "seq_len": args.seq, "layers": args.layers, "hidden": args.hidden, "vocab": args.vocab,
+        "micro_batch_size": args.micro_batch, "gradient_checkpointing": not args.no_grad_ckpt,
+        "param_dtype": "bfloat16", "optimizer": "AdamW fused" if on_gpu else "AdamW",
+        "attn_implementation": args.attn, "steps": args.steps, "peak_tflops": peak,
+        "ceiling_tflops": args.ceiling_tflops, "torch": torch.__version__,
+    }
+    if args.method == "lora":
+        result["lora_r"] = args.lora_r
+    cfg = SftConfig(method=args.method, lora={"r": args.lora_r, "alpha": 2 * args.lora_r},
+                    param_dtype="bfloat16", bf16="auto" if on_gpu else "off",
                     gradient_checkpointing=not args.no_grad_ckpt, max_seq_len=args.seq, packing=True,
                     micro_batch_size=args.micro_batch, grad_accum=1, max_steps=args.steps, lr=1e-5,
                     warmup_ratio=0.0, use_gpu=True, checkpoint_every_steps=10_000, seed=args.seed,
                     attn_implementation=args.attn)
     sequences = random_packed_sequences(args.steps * args.micro_batch, args.seq, args.vocab, args.seed)
-    out = run_recipe(RecipeConfig(sft=cfg, model={"random_init": llama_shape(args), "pad_id": 0},
-                                  data={"kind": "inline", "sequences": sequences}))
-    tokens_per_s = _median_after_warmup(out["history"], "tokens_per_s", warmup=2)  # allocator/kernels warm up
-    n_params = out["n_params"]
-    flops_per_token = 6 * n_params
-    # PaLM-style attention term (QK^T and AV, forward + backward, no causal discount)
-    attn_flops_per_token = 12 * args.layers * args.hidden * args.seq
-    result = {
-        "benchmark": "sft_loop_gpu", "device": device_name, "params": n_params, "seq_len": args.seq,
-        "layers": args.layers, "hidden": args.hidden, "micro_batch_size": args.micro_batch,
-        "gradient_checkpointing": cfg.gradient_checkpointing, "attn_implementation": args.attn,
-        "bf16_autocast": out["bf16_autocast"], "steps": args.steps,
-        "tokens_per_s": round(tokens_per_s, 1),
-        "step_seconds_median": round(_median_after_warmup(out["history"], "step_seconds", warmup=2), 3),
-        "peak_tflops": peak,
-    }
+    try:
+        out = run_recipe(RecipeConfig(sft=cfg, model={"random_init": llama_shape(args), "pad_id": 0},
+                                      data={"kind": "inline", "sequences": sequences}))
+    except Exception as err:  # an arm that does not fit is a result (status "oom"), not a crash
+        oom = isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
+        result.update(status="oom" if oom else "error", error=f"{type(err).__name__}: {str(err)[:400]}")
+        if on_gpu:
+            result["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        return result
+    history = out["history"]
+    tokens_per_s = _median_after_warmup(history, "tokens_per_s", warmup=2)  # allocator/kernels warm up
+    result.update(status="ok", bf16_autocast=out["bf16_autocast"], tokens_per_s=round(tokens_per_s, 1),
+                  step_seconds_median=round(_median_after_warmup(history, "step_seconds", warmup=2), 3),
+                  steps_timed=max(1, len(history) - 2), first_step_seconds=round(history[0]["step_seconds"], 2),
+                  final_loss=round(history[-1]["loss"], 4), recipe_wall_s=round(out["wall_s"], 1))
+    result.update(flop_accounting(args, out["n_params"], out["n_trainable_params"], args.method,
+                                  not args.no_grad_ckpt))
     if on_gpu:
         result["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    if peak:
-        result["mfu"] = round(flops_per_token * tokens_per_s / (peak * 1e12), 4)
-        result["mfu_with_attention"] = round((flops_per_token + attn_flops_per_token) * tokens_per_s / (peak * 1e12), 4)
+        result["max_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
+    achieved = {k: result[f"flops_per_token_{k}"] * tokens_per_s / 1e12 for k in ("6n", "model", "hardware")}
+    achieved["6n_attention"] = (result["flops_per_token_6n"] + result["flops_per_token_attention"]) * tokens_per_s / 1e12
+    result["achieved_tflops_6n"] = round(achieved["6n"], 1)
+    for name, denom in (("peak", peak), ("ceiling", args.ceiling_tflops)):
+        if denom:
+            suffix = "" if name == "peak" else "_vs_ceiling"
+            result[f"mfu{suffix}"] = round(achieved["6n"] / denom, 4)  # the usual 6N convention
+            result[f"mfu_with_attention{suffix}"] = round(achieved["6n_attention"] / denom, 4)
+            result[f"mfu_model_flops{suffix}"] = round(achieved["model"] / denom, 4)  # = mfu for full; 4N for LoRA
+            result[f"hfu{suffix}"] = round(achieved["hardware"] / denom, 4)  # + attention + recompute
     return result
 
 
@@ -183,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rows", type=int, default=64)
     p.add_argument("--packed-batch", type=int, default=2, help="packed sequences per micro batch")
     p.add_argument("--method", choices=["full", "lora"], default="full")
+    p.add_argument("--lora-r", type=int, default=16, help="LoRA rank (alpha = 2r) with --method lora")
     p.add_argument("--model-cache", default=os.environ.get("MEDREASON_MODEL_CACHE", str(REPO / ".cache" / "medreason_dist")))
     # GPU shape (defaults: Llama-3-8B)
     p.add_argument("--seq", type=int, default=None)
@@ -196,9 +249,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--attn", choices=["auto", "sdpa", "eager", "flash_attention_2"], default="auto")
     p.add_argument("--no-grad-ckpt", action="store_true")
     p.add_argument("--peak-tflops", type=float, default=None, help="override the device's dense bf16 peak")
+    p.add_argument("--ceiling-tflops", type=float, default=None, help="measured bf16 matmul TFLOP/s (extra MFU)")
+    p.add_argument("--arm", default=None, help="label of this run in the JSON line (default: the method)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.gpu:
+        logging.getLogger("medreason_dist.train.recipe").setLevel(logging.INFO)  # per-step tok/s on stderr
         args.seq = args.seq or 4096
         args.steps = args.steps or 8
         result = gpu_bench(args)
