@@ -37,7 +37,7 @@ KG_CSV = REPO / "medreason_dist" / "data" / "demo_kg" / "kg.csv"
 LOCAL_CONF = REPO / "conf" / "local.yaml"
 
 # The stages from QA rows to the SFT dataset (kg is an input of link and paths).
-CHAIN = ("sources", "kg", "extract", "link", "reformat", "paths", "prune", "generate", "verify")
+CHAIN = ("sources", "kg", "lexicon", "extract", "link", "reformat", "paths", "prune", "generate", "verify")
 BROKEN_ROWS = 2  # lines appended to every synthetic source, quarantined by the sources stage
 
 _MAX_NAME = 60  # Entity.name max_length in medreason_dist/llm/schemas.py

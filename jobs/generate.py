@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the job's working dir
 
-STAGES = ["sources", "kg", "extract", "link", "reformat", "paths", "prune", "generate", "verify"]
+STAGES = ["sources", "kg", "lexicon", "extract", "link", "reformat", "paths", "prune", "generate", "verify"]
 
 if __name__ == "__main__":
     from medreason_dist.jobs import run_stages_main

@@ -126,6 +126,12 @@ def cmd_submit(cfg: Config, args: argparse.Namespace) -> int:
     return run(cfg, args)
 
 
+def _ground(cfg: Config, args: argparse.Namespace) -> int:
+    from medreason_dist.ground_command import cmd_ground
+
+    return cmd_ground(cfg, args)
+
+
 def _stages_command(names: list[str]) -> Callable[[Config, argparse.Namespace], int]:
     def run(cfg: Config, args: argparse.Namespace) -> int:
         return run_selected(cfg, names, force=args.force, verbose=args.verbose)
@@ -150,9 +156,16 @@ COMMANDS: dict[str, tuple[str, str, Callable[[Config, argparse.Namespace], int]]
     "extract": ("LLM entity extraction", "Runs the `sources` and `extract` stages: typed medical entities of each "
                 "question and answer (LLM with JSON-schema output) -> <run.out>/reason/extract (+ _rejects).",
                 _stages_command(["sources", "extract"])),
-    "link": ("entity linking to the KG", "Runs `kg` and `link`: exact name match, embedding search per node type "
+    "link": ("entity linking to the KG", "Runs `kg`, `lexicon` and `link`: dictionary matching of the KG lexicon "
+             "(reason.grounding), then for LLM-extracted names exact match, embedding search per node type "
              "(top-k, similarity thresholds) and an LLM choice for unclear cases -> <run.out>/reason/link.",
-             _stages_command(["kg", "link"])),
+             _stages_command(["kg", "lexicon", "link"])),
+    "ground": ("entity grounding of one QA file", "Runs sources -> kg -> lexicon -> extract -> link on QA.jsonl "
+               "(MedQA format) against --kg (a kg.csv or ingested KG datasets) with --method dictionary (KG "
+               "lexicon, no model) | llm (LLM names + embeddings + LLM choice) | hybrid, and writes "
+               "<out>/grounding: one row per question with its links (role, span, node, method, evidence). "
+               "Prints precision/recall when gold links are given (--gold, or a 'gold' field in the QA rows).",
+               _ground),
     "reason": ("reasoning generation", "Runs reformat -> paths -> prune -> generate -> verify and writes the SFT "
                "dataset <run.out>/reason/sft (+ sft_jsonl/sft.jsonl) and all rejects <run.out>/reason/rejects.",
                _stages_command(["reformat", "paths", "prune", "generate", "verify"])),
@@ -218,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--engine", choices=["dataframe", "graphframes"], help="path engine")
         if name == "paths":
             p.add_argument("--force", action="store_true", help="rerun even if the output is up to date")
+        if name == "ground":
+            from medreason_dist.ground_command import add_arguments as add_ground_arguments
+
+            add_ground_arguments(p)
         if name == "submit":
             from medreason_dist.deploy.submit import add_arguments as add_submit_arguments
 

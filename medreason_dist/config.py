@@ -105,12 +105,35 @@ class SourceSpec(_Section):
         return v
 
 
+DEMO_KG = "packaged:demo_kg/kg.csv"
+
+
+class LexiconConfig(_Section):
+    """The KG lexicon the dictionary matcher searches (stage ``lexicon``, see kg/lexicon.py)."""
+
+    synonyms: str | None = Field(
+        "auto", description="CSV node_index,synonym[,kind]; 'auto' = the demo KG's own synonyms when kg.source is "
+                            "the demo KG, else none; null = none.")
+    reference_questions: str | None = Field(
+        "packaged:eval/medqa_test.jsonl",
+        description="MedQA-style JSONL whose question stems decide which names are too frequent to link alone.")
+    min_chars: int = Field(4, ge=1, description="Shorter keys are generic (case-sensitive symbols excepted).")
+    max_question_share: float = Field(0.15, gt=0.0, le=1.0,
+                                      description="Keys in more of the reference questions are generic.")
+
+    def synonyms_source(self, kg_source: str) -> str | None:
+        if self.synonyms == "auto":
+            return "packaged:demo_kg/synonyms.csv" if kg_source == DEMO_KG else None
+        return self.synonyms
+
+
 class KgConfig(_Section):
     source: str = Field(
         "packaged:demo_kg/kg.csv",
         description="PrimeKG kg.csv: path, storage URI, http(s) URL or packaged:<rel>.",
     )
     dir: str | None = Field(None, description="Ingested KG datasets (nodes/edges); default <run.out>/kg.")
+    lexicon: LexiconConfig = Field(default_factory=LexiconConfig)
 
 
 class PathsConfig(_Section):
@@ -124,6 +147,18 @@ class PathsConfig(_Section):
 
 class ReasonConfig(_Section):
     """Settings of the reasoning stages (extract, link, reformat, prune, generate, verify)."""
+
+    grounding: Literal["dictionary", "llm", "hybrid"] = Field(
+        "hybrid", description="How entities are found: the KG lexicon on the text (no model), the LLM's extracted "
+                              "names linked by embeddings + LLM choice, or both (dictionary first).")
+    hybrid_llm_names: Literal["in_text", "any"] = Field(
+        "in_text", description="hybrid: which LLM-extracted names may add links: only names the question or "
+                               "answer text contains (small models invent entities), or any (a strong teacher "
+                               "that maps lay wording to the clinical term).")
+    grounding_gold: str | None = Field(
+        "packaged:demo/grounding_gold.jsonl",
+        description="Gold links (JSONL with question, options, answer, gold); questions of the run found there "
+                    "get link precision/recall in the link manifest and the report. null: none.")
 
     limit: int | None = Field(None, ge=1, description="Only the first N QA rows (smoke runs).")
     batch_rows: int = Field(16, ge=1, description="Rows per progress part (the resume granularity).")

@@ -45,6 +45,7 @@ EVAL_QUARANTINE = _d("eval_sets/quarantine", "eval_sets", "evaluation rows that 
 KG_NODES = _d("kg/nodes", "kg", "PrimeKG nodes (node_id, name, type, ...)", main=True)
 KG_EDGES = _d("kg/edges", "kg", "PrimeKG edges, each undirected edge once")
 KG_QUARANTINE = _d("kg/quarantine", "kg", "kg.csv lines that could not be used, with line number and reason")
+KG_LEXICON = _d("kg/lexicon", "lexicon", "matching keys of every node name, synonym and spelling variant", main=True)
 KG_EMBEDDINGS = _d("kg/embeddings", "link", "node-name vectors, one dataset per embedder (a cache)", "folder")
 
 EXTRACT = _d("reason/extract", "extract", "entities of each question and answer", main=True)

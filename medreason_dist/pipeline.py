@@ -2,7 +2,8 @@
 
     QA sources ──► sources ──► extract ──► link ──► reformat ──► paths ──► prune ──► generate
                                              ▲                     ▲                    │
-                 PrimeKG kg.csv ──► kg ──────┴─────────────────────┘                    ▼
+                 PrimeKG kg.csv ──► kg ──► lexicon                 │                    │
+                                    └──────┴───────────────────────┘                    ▼
      report ◄── eval ◄── sft ◄── decontaminate ◄──────────────────────────────────── verify
 
 ``medreason-dist graph`` prints the dataset graph from :data:`PIPELINE`; ``medreason-dist run
@@ -75,6 +76,17 @@ def run_kg(ctx: StageContext) -> StageResult:
     return StageResult(_manifest(ctx, D.KG_NODES))  # nodes are committed last
 
 
+def run_lexicon(ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.lexicon import build_kg_lexicon
+
+    cfg = ctx.config
+    _ray(cfg)
+    manifest = build_kg_lexicon(ctx.uri(D.KG_NODES), ctx.uri(D.KG_LEXICON), settings=cfg.kg.lexicon,
+                                synonyms_ref=cfg.kg.lexicon.synonyms_source(cfg.kg.source),
+                                fingerprint=ctx.fingerprint, options=ctx.options, num_cpus=cfg.llm.light_stage_cpus)
+    return StageResult(manifest)
+
+
 def run_extract(ctx: StageContext) -> StageResult:
     from medreason_dist.stages.extract import extract_entities
 
@@ -90,7 +102,7 @@ def run_link(ctx: StageContext) -> StageResult:
 
     _ray(ctx.config)
     res = link_entities(ctx.config, ctx.uri(D.EXTRACT), nodes_uri=ctx.uri(D.KG_NODES),
-                        embeddings_uri=ctx.uri(D.KG_EMBEDDINGS), out_uri=ctx.uri(D.LINK),
+                        lexicon_uri=ctx.uri(D.KG_LEXICON), embeddings_uri=ctx.uri(D.KG_EMBEDDINGS), out_uri=ctx.uri(D.LINK),
                         rejects_uri=ctx.uri(D.LINK_REJECTS), fingerprint=ctx.fingerprint, llm_fn=_llm_fn(),
                         force=ctx.force)
     return StageResult(res.output, {D.LINK_REJECTS.name: res.rejects})
@@ -245,6 +257,21 @@ def _source_files(pick):
     return identity
 
 
+def _lexicon_inputs_identity(cfg: Config) -> dict:
+    from medreason_dist.config import resolve_packaged
+
+    lex = cfg.kg.lexicon
+    refs = {"synonyms": lex.synonyms_source(cfg.kg.source), "reference_questions": lex.reference_questions}
+    return {k: storage.file_identity(resolve_packaged(v), cfg.storage) if v else None for k, v in refs.items()}
+
+
+def _gold_identity(cfg: Config) -> dict | None:
+    from medreason_dist.config import resolve_packaged
+
+    ref = cfg.reason.grounding_gold
+    return storage.file_identity(resolve_packaged(ref), cfg.storage) if ref else None
+
+
 def _kg_source_identity(cfg: Config) -> dict | None:
     from medreason_dist.config import resolve_packaged
 
@@ -266,14 +293,19 @@ PIPELINE: list[Stage] = [
     Stage("kg", "ingest PrimeKG kg.csv into nodes/edges (+ quarantine)",
           reads=(), writes=(D.KG_NODES, D.KG_EDGES, D.KG_QUARANTINE),
           config=("kg",), run=run_kg, external=_kg_source_identity),
-    Stage("extract", "LLM: medical entities of question and answer",
+    Stage("lexicon", "KG lexicon: node names, synonyms and spelling variants as matching keys",
+          reads=(D.KG_NODES,), writes=(D.KG_LEXICON,),
+          config=("kg.source", "kg.lexicon"), run=run_lexicon, external=_lexicon_inputs_identity),
+    Stage("extract", "LLM: medical entities of question and answer (none asked with grounding: dictionary)",
           reads=(D.SOURCES_QA,), writes=(D.EXTRACT, D.EXTRACT_REJECTS),
-          config=LLM + ("reason.extract", "reason.limit"), engines=("llm.model",), run=run_extract),
-    Stage("link", "embeddings + LLM: link entities to KG nodes",
-          reads=(D.EXTRACT, D.KG_NODES), writes=(D.LINK, D.LINK_REJECTS, D.KG_EMBEDDINGS),
+          config=LLM + ("reason.extract", "reason.limit", "reason.grounding"), engines=("llm.model",),
+          run=run_extract),
+    Stage("link", "dictionary (lexicon) + embeddings + LLM: link entities to KG nodes",
+          reads=(D.EXTRACT, D.KG_NODES, D.KG_LEXICON), writes=(D.LINK, D.LINK_REJECTS, D.KG_EMBEDDINGS),
           config=LLM + ("models.embedder", "reason.link", "reason.link_top_k", "reason.link_min_similarity",
-                        "reason.link_accept_similarity", "reason.link_any_type_fallback"),
-          engines=("llm.model", "models.embedder"), run=run_link),
+                        "reason.link_accept_similarity", "reason.link_any_type_fallback", "reason.grounding",
+                        "reason.hybrid_llm_names", "reason.grounding_gold"),
+          engines=("llm.model", "models.embedder"), run=run_link, external=_gold_identity, version=2),
     Stage("reformat", "LLM: description/conclusion and entity pairs",
           reads=(D.LINK,), writes=(D.REFORMAT, D.REFORMAT_REJECTS, D.PAIRS),
           config=LLM + ("reason.reformat",), engines=("llm.model",), run=run_reformat,

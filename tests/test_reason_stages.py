@@ -129,6 +129,69 @@ def test_entity_pairs_once_per_node_pair_when_mentions_share_a_node():
     assert reformat.entity_pairs(links) == [{"pair_id": "7->9", "src": 7, "dst": 9}]
 
 
+TINY_NODES = pa.table({"node_id": pa.array([10, 20, 30, 40], pa.int64()),
+                       "name": ["metformin", "type 2 diabetes mellitus", "insulin resistance", "warfarin"],
+                       "name_norm": ["metformin", "type 2 diabetes mellitus", "insulin resistance", "warfarin"],
+                       "type": ["drug", "disease", "effect/phenotype", "drug"],
+                       "source": ["DrugBank"] * 4, "source_id": ["a", "b", "c", "d"]})
+
+
+@pytest.mark.parametrize("grounding", ["dictionary", "hybrid"])
+def test_dictionary_and_hybrid_grounding(cfg, ray_local, tmp_path, grounding):
+    """Dictionary links come first with their spans; hybrid asks the LLM only about what the
+    dictionary missed; dictionary asks no model at all; gold tallies land in the manifest."""
+    from medreason_dist.stages.lexicon import build_and_write
+
+    kg = cfg.kg_uri()
+    storage.write_table(storage.join(kg, "nodes"), TINY_NODES, stage="kg")
+    synonyms = tmp_path / "syn.csv"
+    synonyms.write_text("node_index,synonym,kind\n20,type 2 diabetes,exact\n30,high blood sugar,lay\n")
+    cfg.kg.lexicon.reference_questions = None
+    build_and_write(storage.join(kg, "nodes"), storage.join(kg, "lexicon"), settings=cfg.kg.lexicon,
+                    synonyms_ref=str(synonyms), fingerprint="f", options=None)
+    gold = tmp_path / "gold.jsonl"
+    first = QA.slice(0, 1).to_pylist()[0]
+    gold.write_text(json.dumps({"question": first["question"], "options": dict(first["options"]),
+                                "answer_idx": "A", "gold": {"question": [{"node_id": 20}],
+                                                            "answer": [{"node_id": 10}]}}) + "\n")
+    cfg.reason.grounding = grounding
+    cfg.reason.grounding_gold = str(gold)
+    llm_names = {"question_entities": [{"name": "type 2 diabetes", "type": "disease"},
+                                       {"name": "blood glucose", "type": "effect/phenotype"}],
+                 "answer_entities": [{"name": "Metformin", "type": "drug"}]}
+    fake = FakeLlm({"extract": lambda r: json.dumps(llm_names), "link": lambda r: json.dumps({"choice": 1})})
+    out = cfg.out_uri
+    storage.write_table(out("sources/qa"), QA, stage="sources")
+    extract_entities(cfg, out("sources/qa"), out_uri=out("reason/extract"), rejects_uri=out("reason/extract_rejects"),
+                     fingerprint="f", llm_fn=fake)
+    lk = link.link_entities(cfg, out("reason/extract"), nodes_uri=storage.join(kg, "nodes"),
+                            lexicon_uri=storage.join(kg, "lexicon"), embeddings_uri=storage.join(kg, "embeddings"),
+                            out_uri=out("reason/link"), rejects_uri=out("reason/link_rejects"), fingerprint="f",
+                            llm_fn=fake)
+    rows = {r["id"]: json.loads(r["links_json"]) for r in storage.read_table(out("reason/link")).to_pylist()}
+    first_links = rows[first["id"]]
+    dictionary = [x for x in first_links if x["method"] == "dictionary"]
+    assert [(x["role"], x["surface"], x["node_id"]) for x in dictionary] == [("q", "type 2 diabetes", 20),
+                                                                          ("a", "Metformin", 10)]
+    assert first["question"][dictionary[0]["start"]:dictionary[0]["end"]] == "type 2 diabetes"
+    assert dictionary[0]["evidence"].startswith("lexicon synonym:exact")
+    assert lk.output.extra["gold.tp"] == 2 and lk.output.extra["gold.fn"] == 0
+    if grounding == "dictionary":
+        assert lk.output.extra["gold.fp"] == 0
+        assert fake.calls == 0  # neither extract nor link asked a model
+        assert all(x["method"] == "dictionary" for links in rows.values() for x in links)
+    else:
+        # The dictionary covered "type 2 diabetes" and the answer. "blood glucose" is not in the
+        # first question (dropped: hybrid_llm_names=in_text) but is in the second, where it goes on
+        # to the embedder with its span.
+        assert [x for x in first_links if x["method"] != "dictionary"] == []
+        second = QA.column("id")[1].as_py()
+        llm = [x for x in rows[second] if x["method"] != "dictionary"]
+        assert [x["surface"] for x in llm] == ["blood glucose"]
+        question = QA.column("question")[1].as_py()
+        assert question[llm[0]["start"]:llm[0]["end"]] == "blood glucose"
+
+
 def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
     """extract -> link -> reformat -> (paths given) -> prune -> generate -> verify on a tiny KG."""
     kg = cfg.kg_uri()
@@ -157,12 +220,13 @@ def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
         "verify": lambda r: json.dumps({"answer": "A"} if r["answer_idx"] else {"correct": True}),
     })
     out = cfg.out_uri
+    cfg.reason.grounding, cfg.reason.grounding_gold = "llm", None  # the LLM path; hybrid has its own test above
     storage.write_table(out("sources/qa"), QA, stage="sources")
     ext = extract_entities(cfg, out("sources/qa"), out_uri=out("reason/extract"),
                            rejects_uri=out("reason/extract_rejects"), fingerprint="f", llm_fn=fake)
     assert ext.output.rows == 3 and ext.output.tokens == {"extract_input": 30, "extract_output": 15}
     lk = link.link_entities(cfg, out("reason/extract"), nodes_uri=storage.join(kg, "nodes"),
-                            embeddings_uri=storage.join(kg, "embeddings"), out_uri=out("reason/link"),
+                            lexicon_uri=storage.join(kg, "lexicon"), embeddings_uri=storage.join(kg, "embeddings"), out_uri=out("reason/link"),
                             rejects_uri=out("reason/link_rejects"), fingerprint="f", llm_fn=fake)
     assert lk.output.rows == 3 and lk.rejects.rows == 0  # link keeps every QA row
     linked = storage.read_table(out("reason/link"))

@@ -15,7 +15,7 @@ from medreason_dist import storage
 from medreason_dist.eval.score import score_predictions, write_results
 from medreason_dist.report.html import build_report, collect_run_summary, write_report
 
-SECTION_IDS = ["funnel", "paths", "citations", "tokens", "decontamination", "sft", "eval"]
+SECTION_IDS = ["funnel", "paths", "grounding", "citations", "tokens", "decontamination", "sft", "eval"]
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "")
                  if p and Path(p).exists()), None)
 
@@ -29,6 +29,13 @@ def _fake_run(root: Path) -> str:
                         stage="sources.quarantine", rejects={"duplicate": 7, "missing_answer": 3})
     storage.write_table(j("reason/extract"), pa.table({"id": [f"q{i}" for i in range(95)]}), stage="extract",
                         rejects={"invalid_json": 5}, tokens={"input_tokens": 40_000, "output_tokens": 9_000})
+    storage.write_table(j("reason/link"), pa.table({"id": [f"q{i}" for i in range(95)]}), stage="link",
+                        extra={"grounding": "hybrid", "methods.dictionary": 150, "methods.embedding": 20,
+                               "methods.llm_none": 5, "dictionary_generic_skipped": 7, "gold.questions": 10,
+                               "gold.tp": 18, "gold.fp": 2, "gold.fn": 4, "gold.tp.dictionary": 16,
+                               "gold.fp.dictionary": 1, "gold.tp.llm": 2, "gold.fp.llm": 1})
+    storage.write_table(j("reason/prune"), pa.table({"id": [f"q{i}" for i in range(90)],
+                                                     "n_kept_paths": [2] * 63 + [0] * 27}), stage="prune")
     storage.write_table(j("reason/paths"), pa.table({"pair_id": ["p"] * 9, "hops": [1, 2, 2, 2, 3, 3, 3, 3, None]}),
                         stage="paths")
     storage.write_table(j("reason/generate"), pa.table({"id": [f"q{i}" for i in range(80)]}), stage="generate",
@@ -63,8 +70,10 @@ def _images(text: str) -> list[bytes]:
 def test_report_from_a_run_is_self_contained_with_all_sections(tmp_path):
     out = _fake_run(tmp_path)
     summary = collect_run_summary(out)
-    assert [s.label for s in summary.stages] == ["sources", "extract", "paths", "generate", "verify",
-                                                 "decontaminate", "sft", "eval"]
+    assert [s.label for s in summary.stages] == ["sources", "extract", "link", "paths", "prune", "generate",
+                                                 "verify", "decontaminate", "sft", "eval"]
+    g = summary.grounding
+    assert (g.mode, g.links_by_method["dictionary"], g.questions_with_path, g.gold["tp"]) == ("hybrid", 150, 63, 18)
     assert summary.path_hops == {1: 1, 2: 3, 3: 4}
     assert (summary.citations.with_path, summary.citations.total) == (45, 60)
     assert summary.sft_loss[0] == (1, 2.5) and len(summary.sft_loss) == 30
@@ -81,6 +90,7 @@ def test_report_from_a_run_is_self_contained_with_all_sections(tmp_path):
     images = _images(text)
     assert len(images) >= 6 and all(img.startswith(b"\x89PNG\r\n\x1a\n") for img in images)
     assert "75.0%" in text  # 45 of 60 reasonings cite a path
+    assert "90.0% [" in text and "70.0% [" in text  # link precision 18/20, questions with a path 63/90
     assert "$1.2500" in text  # the generate stage's own cost
     assert "$0.0114" in text  # extract: 40k in at 0.15/M + 9k out at 0.60/M
     assert "medqa_test" in text and "95% CI" in text

@@ -81,6 +81,19 @@ class CitationStats(BaseModel):
     total: int
 
 
+class GroundingStats(BaseModel):
+    """What the link stage found and how well (reason.grounding; gold links when configured)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: str | None = None
+    questions: int
+    links_by_method: dict[str, int] = Field(default_factory=dict)
+    generic_skipped: int = 0
+    questions_with_path: int | None = None  # rows with >= 1 question->answer KG path (after prune)
+    questions_checked_for_paths: int | None = None
+    gold: dict[str, Any] | None = None  # gold.* counts of the link manifest
+
+
 class RunSummary(BaseModel):
     model_config = ConfigDict(extra="forbid")
     run_name: str = ""
@@ -90,6 +103,7 @@ class RunSummary(BaseModel):
     side: list[StageStats] = Field(default_factory=list)
     path_hops: dict[int, int] | None = None  # hops -> number of paths
     citations: CitationStats | None = None
+    grounding: GroundingStats | None = None
     sft_loss: list[tuple[int, float]] | None = None  # (step, loss)
     eval_summary: list[dict[str, Any]] | None = None  # rows of eval.metrics.SUMMARY_SCHEMA
     decontamination: dict[str, Any] | None = None
@@ -163,6 +177,27 @@ def _citations(uri: str, m, options) -> CitationStats | None:
     return None
 
 
+def _grounding(root: str, manifests: dict, options) -> GroundingStats:
+    from medreason_dist import storage
+    import pyarrow.compute as pc
+
+    extra = manifests["reason/link"].extra or {}
+    stats = GroundingStats(
+        mode=extra.get("grounding"), questions=manifests["reason/link"].rows,
+        links_by_method={k[len("methods."):]: int(v) for k, v in extra.items() if k.startswith("methods.")},
+        generic_skipped=int(extra.get("dictionary_generic_skipped", 0)),
+        gold={k[len("gold."):]: int(v) for k, v in extra.items() if k.startswith("gold.")} or None)
+    if "reason/prune" in manifests:
+        try:
+            kept = storage.read_table(storage.join(root, "reason/prune"), columns=["n_kept_paths"],
+                                      options=options).column("n_kept_paths")
+            stats.questions_with_path = int(pc.sum(pc.greater(pc.fill_null(kept, 0), 0)).as_py() or 0)
+            stats.questions_checked_for_paths = len(kept)
+        except Exception as err:
+            log.warning("report: cannot count questions with paths: %s", err)
+    return stats
+
+
 def _loss_from(value: Any) -> list[tuple[int, float]] | None:
     if not isinstance(value, list) or not value:
         return None
@@ -201,6 +236,8 @@ def collect_run_summary(out_uri: str, options=None, *, prices: Prices | None = N
         summary.path_hops = _hops(storage.join(root, "reason/paths"), options)
     if "reason/sft" in manifests:
         summary.citations = _citations(storage.join(root, "reason/sft"), manifests["reason/sft"], options)
+    if "reason/link" in manifests:
+        summary.grounding = _grounding(root, manifests, options)
     if "train/model" in manifests:
         extra = manifests["train/model"].extra or {}
         summary.sft_loss = _loss_from(extra.get("loss_history") or extra.get("losses"))
@@ -336,6 +373,44 @@ def _section_citations(s: RunSummary) -> str:
             f"at least one KG path.</p>")
 
 
+def _share(part: int, total: int) -> str:
+    from medreason_dist.eval.metrics import wilson_interval
+
+    if not total:
+        return "n/a"
+    lo, hi = wilson_interval(part, total)
+    return f"{100 * part / total:.1f}% [{100 * lo:.0f}, {100 * hi:.0f}]"
+
+
+def _section_grounding(s: RunSummary) -> str:
+    g = s.grounding
+    if g is None:
+        return _NOT_RUN
+    parts = [f"<p>Grounding <b>{html.escape(g.mode or 'llm')}</b> over {g.questions:,} questions; "
+             f"{g.generic_skipped:,} generic-only dictionary spans were not linked.</p>"]
+    parts.append(_table(["method", "links"], [[m, n] for m, n in sorted(g.links_by_method.items())]))
+    rows = []
+    if g.questions_checked_for_paths is not None:
+        rows.append(["questions with >= 1 question->answer KG path", f"{g.questions_with_path:,} of "
+                     f"{g.questions_checked_for_paths:,}", _share(g.questions_with_path or 0,
+                                                                  g.questions_checked_for_paths)])
+    if s.citations is not None:
+        rows.append(["kept reasonings citing a KG path", f"{s.citations.with_path:,} of {s.citations.total:,}",
+                     _share(s.citations.with_path, s.citations.total)])
+    if g.gold:
+        tp, fp, fn = g.gold.get("tp", 0), g.gold.get("fp", 0), g.gold.get("fn", 0)
+        rows.append([f"link precision vs gold ({g.gold.get('questions', 0)} questions)", f"{tp} of {tp + fp}",
+                     _share(tp, tp + fp)])
+        rows.append(["link recall vs gold", f"{tp} of {tp + fn}", _share(tp, tp + fn)])
+        for family in ("dictionary", "llm"):
+            ftp, ffp = g.gold.get(f"tp.{family}", 0), g.gold.get(f"fp.{family}", 0)
+            if ftp + ffp:
+                rows.append([f"precision of {family} links", f"{ftp} of {ftp + ffp}", _share(ftp, ftp + ffp)])
+    if rows:
+        parts.append(_table(["measure", "count", "share [95% CI]"], rows))
+    return "".join(parts)
+
+
 def _section_tokens(s: RunSummary) -> str:
     with_tokens = [st for st in s.stages + s.side if st.tokens or st.cost_usd is not None]
     if not with_tokens:
@@ -433,6 +508,7 @@ th{background:#f3f5f8} img{max-width:100%;display:block;margin:.6em 0}
 SECTIONS = [
     ("funnel", "Stage funnel", _section_funnel),
     ("paths", "KG path lengths", _section_paths),
+    ("grounding", "Grounding in the KG", _section_grounding),
     ("citations", "Reasonings citing a KG path", _section_citations),
     ("tokens", "Tokens and estimated cost", _section_tokens),
     ("decontamination", "Decontamination", _section_decontam),
