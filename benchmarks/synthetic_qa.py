@@ -201,8 +201,9 @@ class SyntheticModel:
 
     def _generate(self, user: str) -> str:
         facts = _between(user, "(chains of medical relations):\n", "\n\nQuestion:\n")
-        paths = [line[2:].strip() for line in facts.splitlines()
-                 if line.startswith("- ") and "no knowledge-graph facts" not in line][:6]
+        numbered = [re.match(r"^\[(\d+)\] (.*)$", line) for line in facts.splitlines()]
+        numbered = [(int(m.group(1)), m.group(2).strip()) for m in numbered if m][:6]
+        paths = [text for _, text in numbered]
         question = _between(user, "Question:\n", "\n\nThe answer to reach: ")
         body = _between(question, "", "\n\nOptions:")
         answer = _between(user, "The answer to reach: ", "\n").strip()
@@ -218,7 +219,7 @@ class SyntheticModel:
         if bucket == 4:
             steps.append("3. The provided paths settle it.")  # leaks the prompt -> generate reject
         steps.append(f"{len(steps) + 1}. This is most consistent with {pick}.")
-        return json.dumps({"reasoning_paths": paths, "reasoning_process": "\n".join(steps),
+        return json.dumps({"reasoning_paths": [n for n, _ in numbered], "reasoning_process": "\n".join(steps),
                            "conclusion": f"The answer is {pick}."[:300]})
 
     def _verify(self, user: str) -> str:

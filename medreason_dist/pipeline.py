@@ -319,7 +319,8 @@ PIPELINE: list[Stage] = [
           engines=("llm.model",), run=run_prune),
     Stage("generate", "LLM: grounded chain of thought",
           reads=(D.PRUNE,), writes=(D.GENERATE, D.GENERATE_REJECTS),
-          config=LLM + ("reason.generate", "reason.allow_pathless"), engines=("llm.model",), run=run_generate),
+          config=LLM + ("reason.generate", "reason.allow_pathless"), engines=("llm.model",), run=run_generate,
+          version=2),  # 2: the model cites kept paths by number; the text lists them verbatim
     Stage("verify", "LLM: re-answer from the reasoning, keep matches; gather every reject",
           reads=(D.GENERATE, D.EXTRACT_REJECTS, D.REFORMAT_REJECTS, D.GENERATE_REJECTS),
           writes=(D.SFT, D.VERIFIED, D.VERIFY_REJECTS, D.VERIFIED_FREE_TEXT, D.VERIFY_REJECTS_FREE_TEXT,

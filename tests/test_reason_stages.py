@@ -214,7 +214,7 @@ def test_reasoning_stages_account_for_every_row(cfg, ray_local, tmp_path):
         "link": lambda r: json.dumps({"choice": 1}),
         "reformat": lambda r: json.dumps({"description": "A diabetic patient.", "conclusion": "Metformin."}),
         "prune": lambda r: json.dumps({"keep": [2, 1, 2, 99]}),
-        "generate": lambda r: json.dumps({"reasoning_paths": ["metformin -> treats -> type 2 diabetes mellitus"],
+        "generate": lambda r: json.dumps({"reasoning_paths": [1, 7],
                                           "reasoning_process": "1. metformin treats type 2 diabetes mellitus",
                                           "conclusion": "Metformin."}),
         "verify": lambda r: json.dumps({"answer": "A"} if r["answer_idx"] else {"correct": True}),

@@ -86,7 +86,8 @@ def prune_prompt(row: dict[str, Any]) -> list[dict[str, str]]:
 
 def generate_prompt(row: dict[str, Any]) -> list[dict[str, str]]:
     facts = json.loads(row["kept_paths_text_json"]) if row.get("kept_paths_text_json") else []
-    fact_lines = "\n".join(f"- {p}" for p in facts) if facts else "- (no knowledge-graph facts available)"
+    fact_lines = "\n".join(f"[{i}] {p}" for i, p in enumerate(facts, 1)) if facts else \
+        "(no knowledge-graph facts available)"
     user = (
         "Write the step-by-step reasoning an expert would use to answer the question below.\n"
         "Background facts you may rely on (chains of medical relations):\n"
@@ -94,7 +95,8 @@ def generate_prompt(row: dict[str, Any]) -> list[dict[str, str]]:
         f"Question:\n{_question_block(row)}\n\n"
         f"The answer to reach: {row['answer_text']}\n\n"
         "Answer in three parts:\n"
-        "reasoning_paths: the relation chains you use, each written as 'A -> relation -> B';\n"
+        "reasoning_paths: the numbers of the background facts your reasoning uses, e.g. [1, 2] "
+        "(an empty list when there are none);\n"
         "reasoning_process: numbered steps from the findings to the answer;\n"
         "conclusion: the answer in one sentence.\n"
         "Write as if you worked this out yourself: do not mention that facts, paths or the "

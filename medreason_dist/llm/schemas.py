@@ -58,6 +58,8 @@ class JudgeVerdict(_Out):
 class GeneratedReasoning(_Out):
     """The grounded chain of thought, one field per section (the grammar guarantees all three)."""
 
-    reasoning_paths: list[str] = Field(max_length=6)
+    # Numbers of the background facts (KG paths) the reasoning uses: the SFT text then cites the
+    # paths exactly as the KG has them, which a small model copying "A -> relation -> B" did not.
+    reasoning_paths: list[int] = Field(max_length=6)
     reasoning_process: str = Field(min_length=1, max_length=1500)
     conclusion: str = Field(min_length=1, max_length=300)

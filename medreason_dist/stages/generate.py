@@ -5,7 +5,9 @@ paths, reasoning process, conclusion) are guaranteed by the decoding grammar; th
 rendered as Markdown for the SFT data.
 
 Rows without a kept path are rejected as ``no_path`` unless ``reason.allow_pathless`` (then they
-are generated and flagged). Outputs missing a section, or that give away that facts or the
+are generated and flagged). The model cites the kept paths it uses by number; the rendered
+"Reasoning paths" section lists those paths verbatim, and a row with kept paths that cites none of
+them is rejected as ``no_path_cited``. Outputs missing a section, or that give away that facts or the
 answer were supplied, are rejected with a reason.
 """
 
@@ -51,10 +53,20 @@ def check_reasoning(text: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def render_reasoning(result_json: str) -> str:
-    """The three sections as the Markdown text that goes into the SFT data."""
+def cited_paths(numbers: list[int], facts: list[str]) -> list[str]:
+    """The kept paths the model cited by number, in its order, each once; unknown numbers dropped."""
+    out = []
+    for n in numbers:
+        if 1 <= n <= len(facts) and facts[n - 1] not in out:
+            out.append(facts[n - 1])
+    return out
+
+
+def render_reasoning(result_json: str, facts: list[str]) -> str:
+    """The three sections as the Markdown text that goes into the SFT data; the reasoning paths
+    are the kept KG paths the model cited by number, written as the KG has them."""
     r = GeneratedReasoning.model_validate_json(result_json)
-    paths = "\n".join(f"- {p.strip()}" for p in r.reasoning_paths if p.strip()) or "- (none)"
+    paths = "\n".join(f"- {p}" for p in cited_paths(r.reasoning_paths, facts)) or "- (none)"
     return (f"## Reasoning paths\n{paths}\n\n## Reasoning process\n{r.reasoning_process.strip()}\n\n"
             f"## Conclusion\n{r.conclusion.strip()}")
 
@@ -74,12 +86,18 @@ def _finalize(table: pa.Table) -> pa.Table:
         else [None] * table.num_rows
     n_paths = table.column("n_kept_paths").to_pylist()
     texts = table.column(f"{STEP}_result").to_pylist()
+    facts = [json.loads(j) if j else [] for j in table.column("kept_paths_text_json").to_pylist()]
     for i, (err, detail) in enumerate(zip(errors, details)):
         if err == "prompt_error" and n_paths[i] == 0 and (detail or "").startswith("PathlessRow"):
             errors[i], details[i] = "no_path", "no KG path survived pruning"
         elif err is None:
-            texts[i] = render_reasoning(texts[i])
-            errors[i], details[i] = check_reasoning(texts[i])
+            numbers = GeneratedReasoning.model_validate_json(texts[i]).reasoning_paths
+            texts[i] = render_reasoning(texts[i], facts[i])
+            if facts[i] and not cited_paths(numbers, facts[i]):
+                # the row had KG paths and the reasoning used none of them: not grounded
+                errors[i], details[i] = "no_path_cited", f"cited {numbers} of {len(facts[i])} kept paths"
+            else:
+                errors[i], details[i] = check_reasoning(texts[i])
     table = with_column(table, f"{STEP}_result", texts, pa.string())
     table = with_column(table, f"{STEP}_error", errors, pa.string())
     table = with_column(table, f"{STEP}_error_detail", details, pa.string())
