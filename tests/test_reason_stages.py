@@ -8,6 +8,7 @@ engine is exercised by the end-to-end tests.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -170,6 +171,14 @@ def test_dictionary_and_hybrid_grounding(cfg, ray_local, tmp_path, grounding):
                             llm_fn=fake)
     rows = {r["id"]: json.loads(r["links_json"]) for r in storage.read_table(out("reason/link")).to_pylist()}
     first_links = rows[first["id"]]
+    # the same column type in every shard file, whether or not the shard asked the engine anything
+    # (a float in some shards and an int in others and the dataset no longer opens as a whole)
+    import pyarrow.parquet as pq
+
+    files = list(Path(storage.local_path(out("reason/link"))).glob("*.parquet"))
+    assert len(files) == 3
+    assert {pq.read_schema(f).field("dictionary_generic_skipped").type for f in files} == {pa.int64()}
+    assert len(storage.read_table(out("reason/link")).column("dictionary_generic_skipped")) == 3
     dictionary = [x for x in first_links if x["method"] == "dictionary"]
     assert [(x["role"], x["surface"], x["node_id"]) for x in dictionary] == [("q", "type 2 diabetes", 20),
                                                                           ("a", "Metformin", 10)]

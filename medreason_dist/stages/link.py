@@ -225,6 +225,10 @@ def links_per_row(table: pa.Table) -> pa.Table:
     merged = [merge_links(json.loads(d), llm_links.get(i, []))
               for i, d in zip(ids, rows.column(DICTIONARY_LINKS).to_pylist())]
     out = rows.drop_columns(drop)
+    # The engine step hands carried rows back through pandas in shards that also held entity rows
+    # (no value there): the count comes back as float. Every shard file must have one schema.
+    out = with_column(out, GENERIC_SKIPPED, [int(v or 0) for v in out.column(GENERIC_SKIPPED).to_pylist()],
+                      pa.int64())
     out = with_column(out, "links_json", [json.dumps(x) for x in merged], pa.string())
     out = with_column(out, "n_linked", [sum(1 for x in links if x["node_id"] is not None) for links in merged],
                       pa.int64())
