@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from medreason_dist.kg.textkeys import PHRASE_BREAK, KeyAutomaton, fold, fold_key  # noqa: F401 (re-exported)
+
 LEXICON_SCHEMA = pa.schema([
     pa.field("key", pa.string(), nullable=False),  # fold(term): what the matcher searches for
     pa.field("node_id", pa.int64(), nullable=False),  # kg.csv x_index
@@ -67,76 +69,6 @@ SPELLINGS = (
 _WORD_START = frozenset({"haem", "hem", "haemo", "hemo", "haemat", "hemat", "foet", "fet", "oestr", "estr",
                          "sulph", "sulf", "anaem", "anem", "haemophil", "hemophil", "haemorrh", "hemorrh"})
 
-_GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "κ": "kappa", "λ": "lambda", "μ": "mu"}
-_APOSTROPHES = "'’"
-
-
-# Punctuation that ends a phrase: no key matches across it ("ataxia, telangiectasia" is two
-# findings, not the disease "ataxia telangiectasia"). Folded to "|"; other punctuation (hyphens,
-# slashes, apostrophes) is a plain word break.
-_HARD_BREAKS = frozenset(",;:()[]{}!?")
-PHRASE_BREAK = "|"
-
-
-def fold(text: str) -> tuple[str, list[int]]:
-    """Lower-case letters and digits with one space between words (``|`` where punctuation ends a
-    phrase), and for each character of the result the index of the character of ``text`` it came
-    from (spans map back exactly).
-
-    Hyphens and slashes become word breaks, a possessive 's disappears ("Crohn's disease" ->
-    "crohn disease"), Greek letters are spelt out ("TNF-α" -> "tnf alpha")."""
-    out: list[str] = []
-    offsets: list[int] = []
-
-    def separate(i: int, hard: bool) -> None:
-        if not out:
-            return
-        if hard:
-            if out[-1] == " ":
-                out[-1], offsets[-1] = PHRASE_BREAK, i
-            elif out[-1] != PHRASE_BREAK:
-                out.append(PHRASE_BREAK)
-                offsets.append(i)
-        elif out[-1] not in (" ", PHRASE_BREAK):
-            out.append(" ")
-            offsets.append(i)
-
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch in _APOSTROPHES:
-            nxt = text[i + 1] if i + 1 < n else ""
-            after = text[i + 2] if i + 2 < n else ""
-            if nxt in "sS" and not after.isalnum():
-                i += 2  # possessive 's
-                continue
-            i += 1  # other apostrophes join the word ("o'clock"); rare in names
-            continue
-        spelt = _GREEK.get(ch)
-        if spelt is not None:
-            separate(i, hard=False)
-            out.extend(spelt)
-            offsets.extend([i] * len(spelt))
-            i += 1
-            continue
-        low = ch.lower()
-        if len(low) != 1:
-            low = low[0]
-        if low.isalnum():
-            out.append(low)
-            offsets.append(i)
-        else:
-            # a full stop ends a phrase unless a digit follows ("1.5 mg")
-            separate(i, hard=ch in _HARD_BREAKS or (ch == "." and not (i + 1 < n and text[i + 1].isdigit())))
-        i += 1
-    while out and out[-1] in (" ", PHRASE_BREAK):
-        out.pop()
-        offsets.pop()
-    return "".join(out), offsets
-
-
-def fold_key(text: str) -> str:
-    return fold(text)[0]
 
 
 _VOWELS = set("aeiou")
@@ -309,8 +241,6 @@ def _mark_generic(rows: list[dict], reference_questions: list[str] | None, setti
 
 def question_shares(keys: set[str], questions: list[str]) -> dict[str, float]:
     """Share of ``questions`` whose folded text contains each key as whole words."""
-    from medreason_dist.kg.matcher import KeyAutomaton
-
     automaton = KeyAutomaton(keys)
     seen: Counter = Counter()
     for q in questions:

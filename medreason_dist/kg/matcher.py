@@ -12,43 +12,15 @@ candidates is kept as evidence.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Iterable, Iterator
 
 import pyarrow as pa
 
-from medreason_dist.kg.lexicon import PHRASE_BREAK, fold
-
-_BREAKS = (" ", PHRASE_BREAK)
+from medreason_dist.kg.textkeys import KeyAutomaton, fold
 
 # When one key names nodes of several types (PrimeKG has "asthma" as a disease and a phenotype),
 # the earlier type is taken.
 TYPE_ORDER = ("disease", "drug", "effect/phenotype", "gene/protein", "anatomy", "exposure", "pathway",
               "biological_process", "molecular_function", "cellular_component")
-
-
-class KeyAutomaton:
-    """Whole-word occurrences of a set of keys in folded text."""
-
-    def __init__(self, keys: Iterable[str]) -> None:
-        import ahocorasick
-
-        self._automaton = ahocorasick.Automaton()
-        for key in keys:
-            if key:
-                self._automaton.add_word(key, key)
-        self._empty = len(self._automaton) == 0
-        if not self._empty:
-            self._automaton.make_automaton()
-
-    def bounded_matches(self, folded: str) -> Iterator[tuple[int, int, str]]:
-        """(start, end, key) of every occurrence that starts and ends at a word break."""
-        if self._empty:
-            return
-        last = len(folded) - 1
-        for end, key in self._automaton.iter(folded):
-            start = end - len(key) + 1
-            if (start == 0 or folded[start - 1] in _BREAKS) and (end == last or folded[end + 1] in _BREAKS):
-                yield start, end + 1, key
 
 
 @dataclass(frozen=True)
