@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from medreason_dist.kg.lexicon import fold_key
+from medreason_dist.kg.textkeys import PHRASE_BREAK, fold, fold_key
 from medreason_dist.kg.matcher import LexiconMatcher
 
 ROLE_NAMES = {"q": "question", "a": "answer"}
@@ -46,8 +46,6 @@ def locate(surface: str, text: str | None) -> tuple[int | None, int | None]:
 
 def in_text(name: str, text: str | None) -> bool:
     """Whether the text says ``name`` (folded, as whole words)."""
-    from medreason_dist.kg.lexicon import PHRASE_BREAK, fold
-
     key = fold_key(name)
     if not key or not text:
         return False
