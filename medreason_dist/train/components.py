@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from medreason_dist import storage
-from medreason_dist.train.data import batch_rows
+from medreason_dist.train.data import batch_rows, row_reference
 from medreason_dist.train.settings import SftConfig
 
 CHECKPOINT_STATE = "state.json"
@@ -196,16 +196,15 @@ class RayShardSequences:
 
 
 def rejects_table(rows: Sequence[Mapping[str, Any]], rejected: Sequence[tuple[int, str, str]]) -> pa.Table:
-    """The rejects dataset of ``SftDataset.rejected_rows`` (row index, reason, detail)."""
-    def _id(row: Mapping[str, Any]) -> str | None:
-        return str(row["id"]) if row.get("id") is not None else None
+    """The rejects dataset of ``SftDataset.rejected_rows`` (row index, reason, detail).
 
-    def _question(row: Mapping[str, Any]) -> str | None:
-        return (row.get("question") or "")[:300] if isinstance(row.get("question"), str) else None
-
+    QA rows are named by ``id`` and their question; instruction rows by ``row_id`` and the
+    start of their instruction (see ``data.row_reference``).
+    """
+    refs = [row_reference(rows[i]) for i, _, _ in rejected]
     return pa.table({
-        "row_id": [_id(rows[i]) for i, _, _ in rejected],
-        "question": [_question(rows[i]) for i, _, _ in rejected],
+        "row_id": [ident for ident, _ in refs],
+        "question": [text for _, text in refs],
         "reason": [reason for _, reason, _ in rejected],
         "detail": [detail for _, _, detail in rejected],
     }, schema=REJECT_SCHEMA)

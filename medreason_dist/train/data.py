@@ -24,6 +24,9 @@ import numpy as np
 IGNORE_INDEX = -100
 # Columns every SFT dataset row must have (options may be null for free-text questions).
 SFT_COLUMNS = ("question", "options", "answer_text", "answer_idx", "reasoning")
+# The other accepted layout: instruction-format rows (e.g. the LEADS literature-mining tasks),
+# where the user turn and the exact assistant answer are given verbatim.
+INSTRUCTION_COLUMNS = ("instruction", "response")
 # Columns of a tokenized example / packed sequence (what crosses the Ray Data -> worker boundary).
 TOKEN_COLUMNS = ("input_ids", "labels", "position_ids", "n_examples")
 
@@ -99,8 +102,55 @@ def _text(row: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def tokenize_example(row: Mapping[str, Any], tokenizer: Any, max_seq_len: int) -> TokenizedExample:
-    """Chat-template prompt (masked) + response + eos (learned). Raises RejectedExample."""
+def is_instruction_row(row: Mapping[str, Any]) -> bool:
+    """True for an instruction-format row, False for a MedQA-style one.
+
+    A row is instruction-format when it carries a non-null ``instruction`` or ``response``, or
+    when it has an ``instruction`` key and no question. The last rule keeps a broken LEADS row
+    (both fields null) on the instruction path, so it is rejected as ``missing_instruction``
+    instead of ``missing_question``, while QA rows of a table that also holds instruction rows
+    (null ``instruction``/``response``, a real question) stay on the QA path.
+    """
+    if row.get("instruction") is not None or row.get("response") is not None:
+        return True
+    return "instruction" in row and row.get("question") is None
+
+
+def row_reference(row: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(id, short text) naming a row in the rejects table, for either row layout."""
+    ident = row.get("id")
+    if ident is None:
+        ident = row.get("row_id")
+    question = row.get("question")
+    if isinstance(question, str):
+        text = question[:300]
+    elif isinstance(row.get("instruction"), str):
+        text = row["instruction"][:200]
+    else:
+        text = None
+    return (str(ident) if ident is not None else None), text
+
+
+def missing_columns(names: Iterable[str]) -> list[str]:
+    """Columns a dataset lacks for either accepted layout ([] when one is complete).
+
+    When neither is complete the QA columns are reported, unless the dataset has an
+    ``instruction`` or ``response`` column, in which case the instruction columns are.
+    """
+    present = set(names)
+    qa = [c for c in SFT_COLUMNS if c not in present]
+    inst = [c for c in INSTRUCTION_COLUMNS if c not in present]
+    if not qa or not inst:
+        return []
+    return inst if present & set(INSTRUCTION_COLUMNS) else qa
+
+
+def _prompt_and_response(row: Mapping[str, Any]) -> tuple[str, str]:
+    """The user-turn text and the assistant text (without eos) of either row layout."""
+    if is_instruction_row(row):
+        # Both are used verbatim: the response is usually compact JSON and must be learned
+        # exactly as it will be parsed, and the instruction is the prompt as sent at inference.
+        return _text(row, "instruction"), _text(row, "response")
     question = _text(row, "question")
     answer_text = _text(row, "answer_text")
     reasoning = _text(row, "reasoning")
@@ -108,10 +158,19 @@ def tokenize_example(row: Mapping[str, Any], tokenizer: Any, max_seq_len: int) -
         prompt = format_prompt(question, row.get("options"))
     except (TypeError, ValueError) as err:
         raise RejectedExample("bad_options", str(err)[:200]) from err
+    return prompt, format_response(reasoning, format_answer(answer_text, row.get("answer_idx")))
+
+
+def tokenize_example(row: Mapping[str, Any], tokenizer: Any, max_seq_len: int) -> TokenizedExample:
+    """Chat-template prompt (masked) + response + eos (learned). Raises RejectedExample.
+
+    QA rows are formatted by :func:`format_prompt` / :func:`format_response`; instruction
+    rows (see :func:`is_instruction_row`) use ``instruction`` and ``response`` as they are.
+    """
+    prompt, response_text = _prompt_and_response(row)
     prompt_text = tokenizer.apply_chat_template(
         [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
     )
-    response_text = format_response(reasoning, format_answer(answer_text, row.get("answer_idx")))
     # The generation prompt ends with the assistant header and a newline, a clean token
     # boundary, so tokenizing the two halves separately equals tokenizing them together.
     prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]

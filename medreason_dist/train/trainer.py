@@ -26,7 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from medreason_dist import storage
-from medreason_dist.train.data import SFT_COLUMNS, pack_examples, tokenize_rows, load_tokenizer, unpacked_examples
+from medreason_dist.train.data import (
+    load_tokenizer,
+    missing_columns,
+    pack_examples,
+    row_reference,
+    tokenize_rows,
+    unpacked_examples,
+)
 from medreason_dist.train.components import (
     HISTORY_NAME,
     MODEL_DIRNAME,
@@ -57,8 +64,9 @@ def _tokenize_batch(batch: pa.Table, *, model_ref: str, cache_dir: str, max_seq_
     tokenizer = load_tokenizer(resolve_model(model_ref, cache_dir, storage_options=options))
     rows = batch.to_pylist()
     tok = tokenize_rows(rows, tokenizer, max_seq_len)
-    ids = [str(r.get("id")) if r.get("id") is not None else None for r in rows]
-    questions = [(r.get("question") or "")[:300] if isinstance(r.get("question"), str) else None for r in rows]
+    refs = [row_reference(r) for r in rows]  # QA rows: id/question; instruction rows: row_id/instruction
+    ids = [ident for ident, _ in refs]
+    questions = [text for _, text in refs]
     return pa.table({
         "input_ids": pa.array(tok["input_ids"], type=_TOKENS),
         "labels": pa.array(tok["labels"], type=_TOKENS),
@@ -100,7 +108,7 @@ def _read_input(data: str | pa.Table, options: storage.StorageOptions | None) ->
     import ray.data
 
     if isinstance(data, pa.Table):
-        missing = [c for c in SFT_COLUMNS if c not in data.column_names]
+        missing = missing_columns(data.column_names)
         if missing:
             raise ValueError(f"SFT table lacks columns {missing}")
         sink = pa.BufferOutputStream()
@@ -114,7 +122,7 @@ def _read_input(data: str | pa.Table, options: storage.StorageOptions | None) ->
     paths = [storage.filesystem(f, options)[1] for f in files]
     ds = ray.data.read_parquet(paths, filesystem=fs)
     present = ds.schema().names
-    missing = [c for c in SFT_COLUMNS if c not in present]
+    missing = missing_columns(present)
     if missing:
         raise ValueError(f"SFT dataset {data} lacks columns {missing} (has {present})")
     return ds, manifest.content_hash
