@@ -115,6 +115,29 @@ LEADS_EXTRACT_REJECTS = _d("leads/extract_rejects", "leads_extract", "full texts
 LEADS_EVAL = _d("leads/eval", "leads_eval", "search, screening and extraction metrics with 95% intervals", main=True)
 LEADS_EVAL_CSV = _d("leads/eval.csv", "leads_eval", "the evaluation figures as CSV", "file")
 LEADS_EVAL_ITEMS = _d("leads/eval_items", "leads_eval", "every extracted value next to its gold value")
+# LEADSInstruct-style curation (Spark), the literature student's fine-tuning and its evaluation
+LEADS_INSTRUCTIONS = _d("leads/instructions", "leads_curate",
+                        "instruction rows for the six tasks: task, split, instruction, response, source ids, rule",
+                        main=True)
+LEADS_CURATE_QUARANTINE = _d("leads/curate_quarantine", "leads_curate",
+                             "corpus rows the curation could not use (dangling ids, no text, bad registry JSON), "
+                             "with reason")
+LEADS_CURATE_REMOVED = _d("leads/curate_removed", "leads_curate",
+                          "instruction rows removed by hygiene (duplicates, test leakage, evaluation overlap), "
+                          "with reason")
+LEADS_CURATE_STATS = _d("leads/curate_stats", "leads_curate", "rows and length quantiles per task and split")
+LEADS_TRAIN_DATA = _d("leads/train_data", "leads_train", "the task-mixture sample of the train split trained on")
+LEADS_TRAIN_LOSS = _d("leads/train/loss", "leads_train", "training loss per step of the literature student", main=True)
+LEADS_TRAIN_MODEL = _d("leads/train/model", "leads_train", "the fine-tuned literature student", "model")
+LEADS_TRAIN_REJECTS = _d("leads/train/rejects", "leads_train", "training rows not trained on, with reason")
+LEADS_TRAIN_HISTORY = _d("leads/train/train_history.json", "leads_train", "loss and learning rate per step", "file")
+LEADS_TRAIN_SUMMARY = _d("leads/train/_SFT.json", "leads_train", "what the training run did", "file")
+LEADS_TRAIN_CHECKPOINTS = _d("leads/train/_ray_train", "leads_train", "Ray Train checkpoints", "folder")
+LEADS_MODEL_EVAL = _d("leads/model_eval", "leads_model_eval",
+                      "base vs fine-tuned student per task on the held-out split, with 95% intervals", main=True)
+LEADS_MODEL_EVAL_ITEMS = _d("leads/model_eval_items", "leads_model_eval", "every test row's answer and score per model")
+LEADS_MODEL_EVAL_RAW = _d("leads/model_eval_raw", "leads_model_eval", "raw generations per model (resumable)", "folder")
+LEADS_TASK_LOSS = _d("leads/task_loss", "leads_model_eval", "held-out loss per task, base vs fine-tuned")
 LEADS_REPORT_STATUS = _d("leads/report_status", "leads_report", "where the literature report was written", main=True)
 LEADS_REPORT_HTML = _d("leads/report.html", "leads_report", "the self-contained HTML report of the literature run",
                        "file")

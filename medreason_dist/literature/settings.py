@@ -73,6 +73,46 @@ class LeadsEvalSettings(_Section):
     number_tolerance: float = Field(0.05, ge=0.0, description="Relative tolerance for numeric fields.")
 
 
+class CurateSettings(_Section):
+    """The instruction-data curation job (``leads_curate``, ``jobs/leads_curate.py``)."""
+
+    corpus: str = Field("packaged:leads/instruct_sample",
+                        description="Folder holding reviews/, publications/ and registry/ (committed datasets, Parquet "
+                                    "folders or <name>.parquet files), e.g. the synthetic corpus's output.")
+    negatives_per_positive: float = Field(1.0, ge=0.0, description="Screening negatives drawn per included study.")
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of reviews held out (with all their studies).")
+    decontaminate_against: list[str] = Field(
+        default_factory=lambda: ["auto"],
+        description="Evaluation reviews no row may touch: TrialMind-SLR-layout folders, or 'auto' = the configured "
+                    "leads.review and leads.reviews_dir plus ../shared/data/leads/trialmind_slr when present.")
+    near_duplicate_threshold: float = Field(0.8, gt=0.0, le=1.0, description="MinHash Jaccard estimate that "
+                                                                             "makes two rows near duplicates.")
+    minhash_hashes: int = Field(16, ge=2, le=256, description="MinHash values per row (a multiple of minhash_bands).")
+    minhash_bands: int = Field(4, ge=1, description="LSH bands; rows sharing one band are compared.")
+    shingle_words: int = Field(5, ge=1, le=20, description="Words per shingle.")
+    screen_max_chars: int = Field(3000, ge=200, description="Abstract characters in a screening instruction.")
+    extract_max_chars: int = Field(6000, ge=200, description="Publication characters in an extraction instruction.")
+
+
+class LeadsTrainSettings(_Section):
+    """Fine-tuning the literature-mining student on the curated train split (the project's SFT recipe,
+    configured by the ``sft:`` section; this section only chooses the data)."""
+
+    mixture: dict[str, float] = Field(
+        default_factory=lambda: {"search": 1.0, "screening": 1.0, "characteristics": 1.0, "participants": 1.0,
+                                 "arms": 1.0, "results": 1.0},
+        description="Relative share of each task in the training rows (0 leaves a task out).")
+    max_rows: int | None = Field(240, ge=1, description="Training rows drawn by the mixture; null = every row.")
+
+
+class ModelEvalSettings(_Section):
+    """Base vs fine-tuned student on the held-out split, all six tasks."""
+
+    per_task: int = Field(8, ge=1, description="Test rows per task (a seeded choice).")
+    max_tokens: int = Field(320, ge=16, description="Longest answer generated.")
+    max_prompt_chars: int = Field(4000, ge=200, description="Instructions longer than this are left out (counted).")
+
+
 class LeadsConfig(_Section):
     """Literature mining: search queries, screening and extraction for systematic reviews."""
 
@@ -92,6 +132,9 @@ class LeadsConfig(_Section):
     pubmed: PubMedSettings = Field(default_factory=PubMedSettings)
     ctgov: CtGovSettings = Field(default_factory=CtGovSettings)
     eval: LeadsEvalSettings = Field(default_factory=LeadsEvalSettings)
+    curate: CurateSettings = Field(default_factory=CurateSettings)
+    train: LeadsTrainSettings = Field(default_factory=LeadsTrainSettings)
+    model_eval: ModelEvalSettings = Field(default_factory=ModelEvalSettings)
 
     @field_validator("reviews_dir")
     @classmethod

@@ -76,7 +76,7 @@ FULL_REVIEWS = 21_335
 FULL_PUBLICATIONS = 453_625
 FULL_REGISTRY = 27_015
 STAGE = "synthetic_corpus"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: reviews vary population age, setting and outcome time point
 
 _S = pa.string()
 _LS = pa.list_(_S)
@@ -508,6 +508,15 @@ _REVIEW_TITLES = ("{IV} versus {comp} for {cond}: a systematic review and meta-a
                   "Is {iv} better than {comp} for {cond}? A systematic review and network meta-analysis")
 
 
+# Per-review qualifiers: without them the reviews of one topic asked a handful of identical
+# questions, and near-duplicate removal rightly folded most of them into one.
+_AGES = ("aged 18 to 65", "aged 65 or older", "of any age", "aged 40 to 75", "aged 50 or older", "aged under 60",
+         "aged 18 or older", "aged 30 to 80")
+_SETTINGS = ("in primary care", "in hospital", "in outpatient clinics", "in community settings",
+             "in specialist centres", "in low- and middle-income countries", "in high-income countries",
+             "in any setting")
+
+
 def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -541,16 +550,19 @@ def _reviews_table(rng, n, pmid, topic, year, inc_rev, inc_pmid, inc_reg, inc_do
     comps = _comparators(rng, topic, ivs)
     title_pick, n_inc, n_exc = rng.integers(0, 4, n), rng.integers(2, 5, n), rng.integers(1, 4, n)
     weeks, min_n = rng.choice([4, 8, 12, 24, 52], n), rng.choice([10, 20, 30, 50, 100], n)
+    ages, settings, when = rng.integers(0, len(_AGES), n), rng.integers(0, len(_SETTINGS), n), \
+        rng.integers(0, len(_TIME_FRAMES), n)
     titles, picos, terms, criteria = [], [], [], []
     for i in range(n):
         tp = TOPICS[topic[i]]
         iv, comp = tp.interventions[ivs[i]][0], COMPARATORS[comps[i]][0]
         out, out2 = tp.outcomes[outs[i]][0], tp.outcomes[1 - outs[i]][0]
-        words = {"iv": iv, "IV": _cap(iv), "comp": comp, "cond": tp.name, "pop": tp.population, "out": out,
+        pop = f"{tp.population} {_AGES[ages[i]]} {_SETTINGS[settings[i]]}"
+        words = {"iv": iv, "IV": _cap(iv), "comp": comp, "cond": tp.name, "pop": pop, "out": out,
                  "OUT": _cap(out), "out2": out2, "weeks": weeks[i], "k": min_n[i]}
         titles.append(_REVIEW_TITLES[title_pick[i]].format(**words))
-        picos.append({"P": _cap(tp.population), "I": _cap(iv), "C": _cap(comp) if comps[i] != 3 else "No treatment",
-                      "O": f"{_cap(out)} and {out2}"})
+        picos.append({"P": _cap(pop), "I": _cap(iv), "C": _cap(comp) if comps[i] != 3 else "No treatment",
+                      "O": f"{_cap(out)} and {out2} at {_TIME_FRAMES[when[i]]}"})
         terms.append({"P": [tp.name, tp.population.split(" with ")[0]], "I": [iv], "C": [comp], "O": [out, out2]})
         criteria.append([{"kind": "inclusion", "text": c.format(**words)} for c in _INCLUSION[:n_inc[i]]]
                         + [{"kind": "exclusion", "text": c.format(**words)} for c in _EXCLUSION[:n_exc[i]]])
