@@ -4,6 +4,9 @@
     medreason-dist leads screen                  labels per criterion, scores, ranking, CSV + RIS
     medreason-dist leads extract                 study characteristics, arms, participants, results
     medreason-dist leads eval [--reviews DIR]    everything above against gold, with intervals
+    medreason-dist leads curate                  Spark: a corpus -> instruction rows for the six tasks
+    medreason-dist leads train                   curate, then fine-tune the student on a task mixture
+    medreason-dist leads instruct                curate, train, base vs fine-tuned on held-out rows, report
     medreason-dist leads run                     all of it, then the HTML report
     medreason-dist leads graph                   what each stage reads and writes
 
@@ -21,7 +24,7 @@ from pathlib import Path
 from medreason_dist import storage
 from medreason_dist.config import REPO_DIR, Config, ConfigError, load_config
 
-ACTIONS = ("search", "screen", "extract", "eval", "run", "graph")
+ACTIONS = ("search", "screen", "extract", "eval", "curate", "train", "instruct", "run", "graph")
 
 
 def default_config_path() -> Path:
@@ -71,7 +74,9 @@ def _summary(cfg: Config, names: list[str]) -> list[str]:
     lines = []
     for ref, label in ((D.LEADS_SEARCH, "queries"), (D.LEADS_RETRIEVED, "retrieved records"),
                        (D.LEADS_SCREENING, "screened records"), (D.LEADS_EXTRACTION, "extracted studies"),
-                       (D.LEADS_EVAL, "evaluation"), (D.LEADS_REPORT_HTML, "report")):
+                       (D.LEADS_EVAL, "evaluation"), (D.LEADS_INSTRUCTIONS, "instruction rows"),
+                       (D.LEADS_TRAIN_LOSS, "training steps"), (D.LEADS_MODEL_EVAL, "student evaluation"),
+                       (D.LEADS_REPORT_HTML, "report")):
         if ref.owner not in names:
             continue
         uri = cfg.dataset_uri(ref.name)
@@ -82,6 +87,17 @@ def _summary(cfg: Config, names: list[str]) -> list[str]:
             if ref is D.LEADS_SCREENING:
                 lines.append(f"  for reviewers: {cfg.dataset_uri(D.LEADS_SCREENING_CSV.name)}, "
                              f"{cfg.dataset_uri(D.LEADS_SCREENING_RIS.name)}")
+            if ref is D.LEADS_INSTRUCTIONS:
+                counts = m.extra.get("counts", {})
+                lines.append(f"  by task {counts.get('rows_by_task')}, by split {counts.get('rows_by_split')}")
+                lines.append(f"  removed {counts.get('removed_by_reason')}, quarantined "
+                             f"{counts.get('quarantine_by_reason')}")
+            if ref is D.LEADS_MODEL_EVAL:
+                table = storage.read_table(uri, options=cfg.storage).to_pylist()
+                for r in table:
+                    if r["task"] == "all":
+                        lines.append(f"  {r['model']:10s} {r['metric']:12s} {r['value']:.3f} "
+                                     f"[{r['low']:.3f}, {r['high']:.3f}]")
             if ref is D.LEADS_EVAL:
                 for key, value in sorted(m.extra.get("headline", {}).items()):
                     lines.append(f"  {key:34s} {'-' if value is None else f'{value:.3f}'}")

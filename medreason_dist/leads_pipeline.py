@@ -3,7 +3,10 @@
     protocol + candidate files ──► leads_inputs ──► leads_search ──► leads_retrieve (--execute)
      (or a folder of reviews)          │  │               │
                                        │  └──► leads_screen ──┐
-                                       └────► leads_extract ──┴──► leads_eval ──► leads_report
+                                       └────► leads_extract ──┴──► leads_eval ──────────┐
+                                                                                        ▼
+    corpus (reviews, publications, ──► leads_curate ──► leads_train ──► leads_model_eval ──► leads_report
+     registry; Spark)                  (instructions)    (Ray Train)    (base vs fine-tuned)
 
 The same runner, stage contract, fingerprints and engine layer as MedReason's pipeline
 (:mod:`medreason_dist.pipeline`): datasets are declared in :mod:`medreason_dist.datasets`
@@ -102,6 +105,49 @@ def run_extract(ctx: StageContext) -> StageResult:
     return StageResult(res.output, {D.LEADS_EXTRACT_REJECTS.name: res.rejects})
 
 
+def run_curate(ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.leads_curate import run_curation
+
+    uris = {"instructions": ctx.uri(D.LEADS_INSTRUCTIONS), "quarantine": ctx.uri(D.LEADS_CURATE_QUARANTINE),
+            "removed": ctx.uri(D.LEADS_CURATE_REMOVED), "stats": ctx.uri(D.LEADS_CURATE_STATS)}
+    return StageResult(run_curation(ctx.config, uris, fingerprint=ctx.fingerprint, options=ctx.options))
+
+
+def run_train(ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.leads_train import train_student
+
+    uris = {"instructions": ctx.uri(D.LEADS_INSTRUCTIONS), "data": ctx.uri(D.LEADS_TRAIN_DATA),
+            "loss": ctx.uri(D.LEADS_TRAIN_LOSS), "model": ctx.uri(D.LEADS_TRAIN_MODEL)}
+    return StageResult(train_student(ctx.config, uris, fingerprint=ctx.fingerprint, options=ctx.options))
+
+
+def student_models(cfg: Config) -> tuple[dict[str, str], dict[str, str]]:
+    """(engine references, local paths for the loss) of the base student and, once trained, the fine-tuned one."""
+    from medreason_dist.models import resolve_model
+
+    base = cfg.sft.model
+    models = {"base": base}
+    paths = {"base": resolve_model(base, cfg.models.cache_dir)}
+    tuned = cfg.dataset_uri(D.LEADS_TRAIN_MODEL.name)
+    if storage.exists(storage.join(tuned, "config.json"), cfg.storage):
+        local = str(storage.local_path(tuned)) if tuned.startswith("file://") else tuned
+        models["finetuned"] = local
+        paths["finetuned"] = resolve_model(local, cfg.models.cache_dir, storage_options=cfg.storage)
+    return models, paths
+
+
+def run_model_eval(ctx: StageContext) -> StageResult:
+    from medreason_dist.stages.leads_model_eval import evaluate_students
+
+    _ray(ctx.config)
+    models, paths = student_models(ctx.config)
+    manifest = evaluate_students(ctx.config, ctx.uri(D.LEADS_INSTRUCTIONS), models, out_uri=ctx.uri(D.LEADS_MODEL_EVAL),
+                                 items_uri=ctx.uri(D.LEADS_MODEL_EVAL_ITEMS), raw_uri=ctx.uri(D.LEADS_MODEL_EVAL_RAW),
+                                 loss_uri=ctx.uri(D.LEADS_TASK_LOSS), fingerprint=ctx.fingerprint, llm_fn=_llm_fn(),
+                                 force=ctx.force, loss_paths=paths)
+    return StageResult(manifest)
+
+
 def _present(ctx: StageContext, ref: D.DatasetRef) -> str | None:
     uri = ctx.uri(ref)
     return uri if storage.is_readable(uri, ctx.options) else None
@@ -157,6 +203,28 @@ def _input_files(cfg: Config) -> dict:
             "fulltexts": ident(r.fulltexts), "gold_labels": ident(r.gold_labels)}
 
 
+def _curate_inputs(cfg: Config) -> dict:
+    """The corpus tables' identities (manifest or file), and which evaluation reviews exist now."""
+    from medreason_dist.stages.leads_curate import SHARED_TRIALMIND, TABLES, _table_uri, corpus_location
+
+    corpus = corpus_location(cfg.leads.curate.corpus)
+    out: dict = {"trialmind_present": SHARED_TRIALMIND.is_dir(), "review": _input_files(cfg)}
+    for name in TABLES:
+        try:
+            kind, uri = _table_uri(corpus, name, cfg.storage)
+        except FileNotFoundError:
+            out[name] = None  # the stage itself says what is missing
+            continue
+        target = storage.join(uri, storage.MANIFEST_NAME) if kind == "dataset" else uri
+        out[name] = storage.file_identity(target, cfg.storage) if storage.exists(target, cfg.storage) else uri
+    return out
+
+
+def _trained_model(cfg: Config) -> dict | None:
+    uri = storage.join(cfg.dataset_uri(D.LEADS_TRAIN_MODEL.name), "config.json")
+    return storage.file_identity(uri, cfg.storage) if storage.exists(uri, cfg.storage) else None
+
+
 def _gold_extraction_file(cfg: Config) -> dict | None:
     from medreason_dist.config import resolve_packaged
 
@@ -191,6 +259,21 @@ LEADS_PIPELINE: list[Stage] = [
           optional_reads=(D.LEADS_SEARCH, D.LEADS_SCREENING, D.LEADS_EXTRACTION),
           writes=(D.LEADS_EVAL, D.LEADS_EVAL_ITEMS, D.LEADS_EVAL_CSV), config=("leads.eval",),
           run=run_eval, external=_gold_extraction_file),
+    Stage("leads_curate", "Spark: reviews, publications, registry -> instruction rows for six tasks (+ hygiene)",
+          reads=(), writes=(D.LEADS_INSTRUCTIONS, D.LEADS_CURATE_QUARANTINE, D.LEADS_CURATE_REMOVED, D.LEADS_CURATE_STATS),
+          config=("leads.curate", "run.seed", "leads.review", "leads.reviews_dir"), run=run_curate,
+          external=_curate_inputs),
+    Stage("leads_train", "Ray Train: fine-tune the literature student on a task mixture of the train split",
+          reads=(D.LEADS_INSTRUCTIONS,),
+          writes=(D.LEADS_TRAIN_LOSS, D.LEADS_TRAIN_DATA, D.LEADS_TRAIN_MODEL, D.LEADS_TRAIN_REJECTS,
+                  D.LEADS_TRAIN_HISTORY, D.LEADS_TRAIN_SUMMARY, D.LEADS_TRAIN_CHECKPOINTS),
+          config=("leads.train", "sft", "run.seed"), engines=("sft.model",), run=run_train,
+          needs_engine_resources=True),
+    Stage("leads_model_eval", "base vs fine-tuned student on the held-out split, six tasks, with intervals",
+          reads=(D.LEADS_INSTRUCTIONS,), optional_reads=(D.LEADS_TRAIN_MODEL,),
+          writes=(D.LEADS_MODEL_EVAL, D.LEADS_MODEL_EVAL_ITEMS, D.LEADS_MODEL_EVAL_RAW, D.LEADS_TASK_LOSS),
+          config=LLM + ("leads.model_eval", "sft.model", "sft.max_seq_len"), engines=("llm.model",),
+          run=run_model_eval, external=_trained_model),
     Stage("leads_report", "self-contained HTML report of the literature run",
           reads=(), optional_reads=tuple(d for d in D.LEADS if d.kind == "dataset" and d.owner != "leads_report"),
           writes=(D.LEADS_REPORT_STATUS, D.LEADS_REPORT_HTML), config=("run.name",), run=run_report),
@@ -202,7 +285,11 @@ COMMAND_STAGES: dict[str, list[str]] = {
     "screen": ["leads_inputs", "leads_screen"],
     "extract": ["leads_inputs", "leads_extract"],
     "eval": ["leads_inputs", "leads_search", "leads_screen", "leads_extract", "leads_eval"],
-    "run": ["leads_inputs", "leads_search", "leads_screen", "leads_extract", "leads_eval", "leads_report"],
+    "curate": ["leads_curate"],
+    "train": ["leads_curate", "leads_train"],
+    "instruct": ["leads_curate", "leads_train", "leads_model_eval", "leads_report"],
+    "run": ["leads_inputs", "leads_search", "leads_screen", "leads_extract", "leads_eval", "leads_curate",
+            "leads_train", "leads_model_eval", "leads_report"],
 }
 
 

@@ -43,11 +43,14 @@ def test_leads_run_on_the_fixture_review(tmp_path, model_cache):
     cmd = [str(BIN / "medreason-dist"), "leads", "run", "--config", str(REPO / "conf" / "leads_local.yaml"),
            "--set", f"run.out={out}", "--set", f"run.log_dir={tmp_path / 'logs'}",
            "--set", f"models.cache_dir={model_cache}", "--set", f"leads.limit={LIMIT}",
-           "--set", "leads.execute=true"]
+           "--set", "leads.execute=true",
+           # the instruction loop, kept short: curate the vendored corpus, 4 SFT steps, 2 held-out rows per task
+           "--set", "sft.max_steps=4", "--set", "sft.checkpoint_every_steps=2", "--set", "leads.train.max_rows=48",
+           "--set", "leads.model_eval.per_task=2"]
     first = _run(cmd, tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     for stage in ("leads_inputs", "leads_search", "leads_retrieve", "leads_screen", "leads_extract", "leads_eval",
-                  "leads_report"):
+                  "leads_curate", "leads_train", "leads_model_eval", "leads_report"):
         assert f"{stage}  ran" in first.stdout, (stage, first.stdout[-3000:])
     assert "INFO" not in first.stdout  # engine logs go to the run log, not the terminal
 
@@ -68,12 +71,23 @@ def test_leads_run_on_the_fixture_review(tmp_path, model_cache):
     assert {("screening", "recall"), ("screening", "wss@95"), ("search", "recall"), ("extraction", "accuracy")} <= metrics
     html = (leads / "report.html").read_text()
     assert "<img" in html and "Screening" in html
+    # the instruction loop: six tasks curated, the student trained on a mixture, both models scored
+    counts = storage.read_manifest(str(leads / "instructions")).extra["counts"]
+    assert len(counts["rows_by_task"]) == 6 and counts["rows_by_split"]["test"] > 0
+    mixture = storage.read_manifest(str(leads / "train" / "loss")).extra["mixture"]
+    assert mixture["rows_out"] == 48 and len([t for t, v in mixture["tasks"].items() if v["taken"]]) == 6
+    results = storage.read_table(str(leads / "model_eval")).to_pylist()
+    assert {r["model"] for r in results} == {"base", "finetuned"}
+    assert {r["task"] for r in results} >= {"search", "screening", "characteristics", "arms"}
+    losses = storage.read_table(str(leads / "task_loss")).to_pylist()
+    assert {r["model"] for r in losses} == {"base", "finetuned"} and all(r["loss"] > 0 for r in losses if r["loss"])
+    assert "Literature student" in html and "Instruction data" in html
     assert (leads / "screening.ris").read_text().count("ASReview_") == len(screened)
 
     again = _run(cmd, tmp_path)  # everything is up to date: no engine starts, nothing reruns
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert " ran " not in again.stdout.replace("up to date", "") and "engine up" not in again.stdout
-    assert again.stdout.count("up to date") >= 7
+    assert again.stdout.count("up to date") >= 10
 
 
 @pytest.mark.skipif(not SHARED_REVIEWS.is_dir(), reason=f"shared reviews not present at {SHARED_REVIEWS}")

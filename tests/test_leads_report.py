@@ -161,5 +161,5 @@ def test_report_with_only_inputs_and_missing_names(tmp_path):
 
 def test_report_with_nothing_written(tmp_path):
     text = _report(tmp_path, _uris(tmp_path / "empty"))
-    assert text.count('<p class="not-run">not run</p>') == 5
+    assert text.count('<p class="not-run">not run</p>') == 7
     assert "<title>LEADS literature report: demo</title>" in text

@@ -304,7 +304,8 @@ def test_runner_shares_llm_engines_and_frees_them_for_training(tmp_path, monkeyp
     cfg = load_config(None, [f"run.out={tmp_path / 'out'}"])
     outcomes = execute.run_stages(cfg, stages, execute.select_stages(stages, None))
     assert llm_serve._depth == 0
-    assert events == ["extract", "release", "sft"]  # released right before training, not before
+    # released right before each training stage (sft, then the literature student's leads_train), not before
+    assert events == ["extract", "release", "sft", "release"]
     by_name = {o.stage: o for o in outcomes}
     assert [s["seconds"] for s in by_name["extract"].engine_startups] == [42.0]
     assert by_name["link"].engine_startups == []

@@ -90,6 +90,9 @@ class CurateSettings(_Section):
     minhash_hashes: int = Field(16, ge=2, le=256, description="MinHash values per row (a multiple of minhash_bands).")
     minhash_bands: int = Field(4, ge=1, description="LSH bands; rows sharing one band are compared.")
     shingle_words: int = Field(5, ge=1, le=20, description="Words per shingle.")
+    tokenizer: str | None = Field("student", description="Token-length statistics with this tokenizer ('student' "
+                                                         "= sft.model's); null: word counts only.")
+    token_sample_rows: int = Field(2000, ge=1, description="Rows per task tokenized for the token statistics.")
     screen_max_chars: int = Field(3000, ge=200, description="Abstract characters in a screening instruction.")
     extract_max_chars: int = Field(6000, ge=200, description="Publication characters in an extraction instruction.")
 

@@ -1,6 +1,7 @@
 """The literature-mining (LEADS) run as one self-contained HTML file.
 
-Sections follow the pipeline: inputs, search, screening, extraction, tokens and cost. Every
+Sections follow the pipeline: inputs, search, screening, extraction, the curated instruction
+data, the literature student (training and base vs fine-tuned on held-out rows), tokens and cost. Every
 dataset is optional: a stage that did not run (or a dataset that cannot be read) turns its part
 of the report into a "not run" note, so a partial run still gets a report. Charts and styles come
 from :mod:`medreason_dist.report.html`, so both reports look alike.
@@ -19,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from medreason_dist import storage
+from medreason_dist.stages.leads_curate import STATS_SCHEMA
 from medreason_dist.report.html import _CSS, _NOT_RUN, Prices, _figure, _png, _split_tokens, _table
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,8 @@ LABEL_ORDER = ("YES", "PARTIAL", "UNCERTAIN", "NO")
 LABEL_COLOURS = {"YES": "#4a9c5d", "PARTIAL": "#9ccc65", "UNCERTAIN": "#f2c14e", "NO": "#d9534f"}
 # (stage label, main output whose manifest holds the stage's tokens and wall time)
 LLM_STAGES = (("search", "leads/search"), ("screen", "leads/screening"), ("extract", "leads/extraction"))
-MAX_MISSES = 50  # wrong extraction items listed; the full list is in leads/eval_items
+MAX_MISSES = 50
+_STATS_FIELDS = tuple(STATS_SCHEMA)  # wrong extraction items listed; the full list is in leads/eval_items
 
 
 class _Run:
@@ -314,9 +317,90 @@ def _section_tokens(run: _Run, prices: Prices) -> str:
     return "\n".join(parts)
 
 
+def _section_instructions(run: _Run) -> str:
+    m = run.manifest("leads/instructions")
+    if m is None:
+        return _NOT_RUN
+    counts = (m.extra or {}).get("counts", {})
+    inputs = counts.get("inputs", {})
+    parts = [_tag("p", f"{m.rows:,} instruction rows from {inputs.get('reviews', 0):,} reviews, "
+                       f"{inputs.get('publications', 0):,} publications and {inputs.get('registry', 0):,} registry "
+                       f"records in {counts.get('seconds', 0):,.0f} s (Spark). Splits are by review: no study of a "
+                       "test review is in a train row.")]
+    stats = run.rows("leads/curate_stats", [f.name for f in _STATS_FIELDS]) or []
+    tokens = lambda r: "-" if not r.get("token_sample") else \
+        f"{r['total_tokens_p50']} / {r['total_tokens_p95']} / {r['total_tokens_max']} (n={r['token_sample']:,})"
+    parts.append(_table(["task", "split", "rows", "instruction words p50 / p95 / max", "response words p50 / p95 / max",
+                         "tokens, instruction + response: p50 / p95 / max (sample)"],
+                        [[r["task"], r["split"], r["rows"],
+                          f"{r['instruction_words_p50']} / {r['instruction_words_p95']} / {r['instruction_words_max']}",
+                          f"{r['response_words_p50']} / {r['response_words_p95']} / {r['response_words_max']}",
+                          tokens(r)] for r in stats]))
+    parts += [_tag("h3", "Removed by hygiene"), _counts_table(counts.get("removed_by_reason") or {}),
+              _tag("h3", "Corpus rows quarantined"), _counts_table(counts.get("quarantine_by_reason") or {})]
+    sources = counts.get("decontaminated_against") or []
+    if sources:
+        parts.append(_tag("p", "Decontaminated against: " + "; ".join(
+            f"{s.get('source')} ({s.get('reviews')} reviews{', ' + s['note'] if s.get('note') else ''})"
+            for s in sources), "note"))
+    return "\n".join(parts)
+
+
+def _section_student(run: _Run) -> str:
+    parts = []
+    train = run.manifest("leads/train/loss")
+    if train is None and not run.has("leads/model_eval"):
+        return _NOT_RUN
+    if train is None:
+        parts.append(_tag("p", "Training: not run.", "not-run"))
+    else:
+        extra = train.extra or {}
+        mixture = (extra.get("mixture") or {}).get("tasks") or {}
+        summary = extra.get("summary") or {}
+        parts.append(_tag("p", f"Fine-tuned on {sum(int(v.get('taken') or 0) for v in mixture.values()):,} rows of the "
+                               f"train split, {len(extra.get('loss_history') or [])} steps, "
+                               f"{int((train.tokens or {}).get('train', 0)):,} tokens, "
+                               f"{float(summary.get('wall_s') or 0):,.0f} s."))
+        parts.append(_table(["task", "weight", "available", "trained on"],
+                            [[t, v.get("weight"), v.get("available"), v.get("taken")] for t, v in mixture.items()]))
+        history = extra.get("loss_history") or []
+        if history:
+            fig, ax = _figure(6.5, 2.6)
+            ax.plot([h[0] for h in history], [h[1] for h in history], color="#3b7dd8")
+            ax.set_xlabel("step")
+            ax.set_ylabel("training loss")
+            parts.append(_png(fig))
+    results = run.rows("leads/model_eval", ["model", "task", "metric", "hits", "total", "value", "low", "high"])
+    if results is None:
+        parts.append(_tag("p", "Evaluation: not run.", "not-run"))
+        return "\n".join(parts)
+    models = sorted({r["model"] for r in results}, key=lambda m: (m != "base", m))
+    by = {(r["model"], r["task"], r["metric"]): r for r in results}
+    cell = lambda r: "-" if r is None else f"{100 * r['value']:.1f}% [{100 * r['low']:.1f}, {100 * r['high']:.1f}] " \
+                                          f"({r['hits']}/{r['total']})"
+    tasks = list(dict.fromkeys(r["task"] for r in results))
+    parts.append(_tag("h3", "Held-out rows: base vs fine-tuned (95% Wilson intervals)"))
+    for metric, label in (("exact", "every target item right"), ("item_recall", "target items found"),
+                          ("parsed", "answer is JSON of the task's shape")):
+        parts.append(_tag("p", f"{metric}: {label}", "note"))
+        parts.append(_table(["task"] + models, [[t] + [cell(by.get((m, t, metric))) for m in models] for t in tasks]))
+    losses = run.rows("leads/task_loss", ["model", "task", "examples", "tokens", "loss"]) or []
+    if losses:
+        lmodels = sorted({r["model"] for r in losses}, key=lambda m: (m != "base", m))
+        lby = {(r["model"], r["task"]): r for r in losses}
+        parts.append(_tag("h3", "Held-out loss per task (mean NLL per response token)"))
+        parts.append(_table(["task", "rows"] + lmodels,
+                            [[t, (lby.get((lmodels[0], t)) or {}).get("examples")]
+                             + ["-" if (lby.get((m, t)) or {}).get("loss") is None else f"{lby[(m, t)]['loss']:.3f}"
+                                for m in lmodels] for t in dict.fromkeys(r["task"] for r in losses)]))
+    return "\n".join(parts)
+
+
 def _render_page(run: _Run, *, prices: Prices | None = None, run_name: str = "") -> str:
     sections = [("inputs", "Inputs", _section_inputs), ("search", "Search", _section_search),
                 ("screening", "Screening", _section_screening), ("extraction", "Extraction", _section_extraction),
+                ("instructions", "Instruction data", _section_instructions),
+                ("student", "Literature student", _section_student),
                 ("tokens", "Tokens and cost", lambda r: _section_tokens(r, prices or Prices()))]
     body = []
     for anchor, title, render in sections:

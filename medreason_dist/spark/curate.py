@@ -74,6 +74,8 @@ class CurateParams:
     minhash_bands: int = 4
     shingle_words: int = 5
     eval_keys: dict[str, str] = field(default_factory=dict)  # "pmid:123" -> which evaluation review
+    tokenizer_path: str | None = None  # token-length statistics on a sample, with this tokenizer
+    token_sample_rows: int = 2000  # rows per task tokenized
 
 
 @dataclass
@@ -385,6 +387,10 @@ def curate(spark: SparkSession, reviews: DataFrame, publications: DataFrame, reg
         F.max("instruction_words").alias("instruction_words_max"),
         F.percentile_approx("response_words", [0.5, 0.95], 1000).alias("response_words_p50_p95"),
         F.max("response_words").alias("response_words_max")).orderBy("task", "split").collect()]
+    if params.tokenizer_path:
+        tokens = token_stats(rows, params)
+        for st in stats:
+            st.update(tokens.get((st["task"], st["split"]), {}))
     counts = {
         "rows_by_task": _pairs(rows.groupBy("task").count().collect()),
         "rows_by_split": _pairs(rows.groupBy("split").count().collect()),
@@ -398,6 +404,43 @@ def curate(spark: SparkSession, reviews: DataFrame, publications: DataFrame, reg
 
 def _pairs(collected) -> dict[str, int]:
     return {str(r[0]): int(r[1]) for r in sorted(collected, key=lambda r: str(r[0]))}
+
+
+def _count_tokens(tokenizer_path: str):
+    def run(iterator: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from medreason_dist.train.data import load_tokenizer
+
+        tok = load_tokenizer(tokenizer_path)  # once per Python worker
+        for batch in iterator:
+            cols = batch.to_pydict()
+            n_in = [len(ids) for ids in tok(cols["instruction"], add_special_tokens=False)["input_ids"]]
+            n_out = [len(ids) for ids in tok(cols["response"], add_special_tokens=False)["input_ids"]]
+            yield pa.RecordBatch.from_pydict({"task": cols["task"], "split": cols["split"],
+                                              "instruction_tokens": pa.array(n_in, pa.int32()),
+                                              "response_tokens": pa.array(n_out, pa.int32())})
+    return run
+
+
+def token_stats(rows: DataFrame, params: CurateParams) -> dict[tuple[str, str], dict]:
+    """Token-length quantiles per (task, split) from a seeded sample of ``token_sample_rows`` per task,
+    tokenized on the workers (tokenizing every row would cost more than the rest of the job)."""
+    pick = Window.partitionBy("task").orderBy(F.xxhash64(F.lit(params.seed), "row_id"))
+    sample = (rows.select("row_id", "task", "split", "instruction", "response")
+              .withColumn("_r", F.row_number().over(pick)).filter(F.col("_r") <= params.token_sample_rows)
+              .drop("_r", "row_id"))
+    counted = sample.mapInArrow(_count_tokens(params.tokenizer_path),
+                                "task string, split string, instruction_tokens int, response_tokens int")
+    total = F.col("instruction_tokens") + F.col("response_tokens")
+    out = {}
+    for r in counted.groupBy("task", "split").agg(
+            F.count("*").alias("token_sample"),
+            F.percentile_approx("instruction_tokens", [0.5, 0.95], 1000).alias("instruction_tokens_p50_p95"),
+            F.percentile_approx("response_tokens", [0.5, 0.95], 1000).alias("response_tokens_p50_p95"),
+            F.percentile_approx(total, [0.5, 0.95], 1000).alias("total_tokens_p50_p95"),
+            F.max(total).alias("total_tokens_max")).collect():
+        d = r.asDict()
+        out[(d.pop("task"), d.pop("split"))] = d
+    return out
 
 
 def near_duplicates(rows: DataFrame, params: CurateParams) -> DataFrame:

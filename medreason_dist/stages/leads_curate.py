@@ -28,6 +28,10 @@ STATS_SCHEMA = pa.schema([
     ("task", pa.string()), ("split", pa.string()), ("rows", pa.int64()),
     ("instruction_words_p50", pa.int64()), ("instruction_words_p95", pa.int64()), ("instruction_words_max", pa.int64()),
     ("response_words_p50", pa.int64()), ("response_words_p95", pa.int64()), ("response_words_max", pa.int64()),
+    # tokens of the student's tokenizer, from a sample of leads.curate.token_sample_rows rows per task
+    ("token_sample", pa.int64()), ("instruction_tokens_p50", pa.int64()), ("instruction_tokens_p95", pa.int64()),
+    ("response_tokens_p50", pa.int64()), ("response_tokens_p95", pa.int64()),
+    ("total_tokens_p50", pa.int64()), ("total_tokens_p95", pa.int64()), ("total_tokens_max", pa.int64()),
 ])
 
 
@@ -163,7 +167,8 @@ def run_curation(cfg: Config, uris: dict[str, str], *, fingerprint: str, options
         seed=cfg.run.seed, negatives_per_positive=settings.negatives_per_positive, test_fraction=settings.test_fraction,
         screen_max_chars=settings.screen_max_chars, extract_max_chars=settings.extract_max_chars,
         near_duplicate_threshold=settings.near_duplicate_threshold, minhash_hashes=settings.minhash_hashes,
-        minhash_bands=settings.minhash_bands, shingle_words=settings.shingle_words, eval_keys=eval_keys)
+        minhash_bands=settings.minhash_bands, shingle_words=settings.shingle_words, eval_keys=eval_keys,
+        tokenizer_path=_tokenizer_path(cfg), token_sample_rows=settings.token_sample_rows)
     result = curate(spark, tables["reviews"], tables["publications"], tables["registry"], params)
     try:
         counts = dict(result.counts, seconds=round(time.monotonic() - started, 1), corpus=corpus,
@@ -184,13 +189,28 @@ def run_curation(cfg: Config, uris: dict[str, str], *, fingerprint: str, options
     return manifest
 
 
+def _tokenizer_path(cfg: Config) -> str | None:
+    """The student's tokenizer as a local folder (token statistics), or None when not configured."""
+    ref = cfg.leads.curate.tokenizer
+    if not ref:
+        return None
+    from medreason_dist.models import resolve_model
+
+    return resolve_model(cfg.sft.model if ref == "student" else ref, cfg.models.cache_dir,
+                         storage_options=cfg.storage)
+
+
 def stats_table(stats: list[dict]) -> pa.Table:
     rows = []
     for s in stats:
         ip50, ip95 = s["instruction_words_p50_p95"]
         rp50, rp95 = s["response_words_p50_p95"]
-        rows.append({"task": s["task"], "split": s["split"], "rows": s["rows"], "instruction_words_p50": ip50,
-                     "instruction_words_p95": ip95, "instruction_words_max": s["instruction_words_max"],
-                     "response_words_p50": rp50, "response_words_p95": rp95,
-                     "response_words_max": s["response_words_max"]})
+        row = {"task": s["task"], "split": s["split"], "rows": s["rows"], "instruction_words_p50": ip50,
+               "instruction_words_p95": ip95, "instruction_words_max": s["instruction_words_max"],
+               "response_words_p50": rp50, "response_words_p95": rp95, "response_words_max": s["response_words_max"],
+               "token_sample": s.get("token_sample"), "total_tokens_max": s.get("total_tokens_max")}
+        for kind in ("instruction", "response", "total"):
+            p50, p95 = s.get(f"{kind}_tokens_p50_p95") or (None, None)
+            row[f"{kind}_tokens_p50"], row[f"{kind}_tokens_p95"] = p50, p95
+        rows.append(row)
     return pa.Table.from_pylist(rows, schema=STATS_SCHEMA)
