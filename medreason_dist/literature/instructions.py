@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
-from medreason_dist.literature.ctgov import study_rows
+from pydantic import BaseModel, ConfigDict, RootModel
+
+from medreason_dist.literature.ctgov import ARM_TYPES, study_rows
 from medreason_dist.literature.query import check_query
 
 TASKS = ("search", "screening", "characteristics", "participants", "arms", "results")
@@ -230,6 +232,70 @@ def extraction_examples(pub: Mapping[str, Any], protocol_json: str | None, resul
     targets = extraction_targets(protocol_json, results_json, has_results)
     return {task: (extraction_instruction(task, pub, max_chars=max_chars), _dumps(target))
             for task, target in targets.items()}
+
+
+# -- answer schemas: what schema-constrained decoding holds an answer to (evaluation) ------------
+
+Label = Literal["YES", "PARTIAL", "NO", "UNCERTAIN"]
+Number = float | str | None
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CtGovSearch(_Answer):
+    cond: str
+    intr: str = ""
+    term: str = ""
+
+
+class SearchAnswer(_Answer):
+    pubmed: str
+    ctgov: CtGovSearch
+
+
+class ScreeningAnswer(_Answer):
+    decision: Literal["include", "exclude"]
+    criteria: dict[str, Label] = {}
+
+
+class CharacteristicsAnswer(_Answer):
+    study_type: str | None
+    phases: list[str]
+    conditions: list[str]
+    interventions: list[str]
+    enrollment: int | None
+    status: str | None
+
+
+class Arm(_Answer):
+    label: str
+    type: Literal[ARM_TYPES]  # type: ignore[valid-type]
+    interventions: list[str]
+
+
+class Statistic(_Answer):
+    measure: str
+    param_type: str | None
+    unit: str | None
+    group: str | None
+    value: Number
+
+
+class Result(_Answer):
+    outcome: str
+    param_type: str | None
+    unit: str | None
+    time_frame: str | None
+    group: str | None
+    value: Number
+
+
+ANSWER_MODELS: dict[str, type[BaseModel]] = {
+    "search": SearchAnswer, "screening": ScreeningAnswer, "characteristics": CharacteristicsAnswer,
+    "arms": RootModel[list[Arm]], "participants": RootModel[list[Statistic]], "results": RootModel[list[Result]],
+}
 
 
 # -- scoring a model's answer against the target (the literature-model evaluation) --------------

@@ -112,6 +112,10 @@ class ModelEvalSettings(_Section):
     """Base vs fine-tuned student on the held-out split, all six tasks."""
 
     per_task: int = Field(8, ge=1, description="Test rows per task (a seeded choice).")
+    decoding: Literal["schema", "free"] = Field(
+        "schema", description="schema: answers are held to each task's JSON schema by the engine, so the scores "
+                              "measure content; free: plain generation, so they also measure whether the model "
+                              "learned the format.")
     max_tokens: int = Field(320, ge=16, description="Longest answer generated.")
     max_prompt_chars: int = Field(4000, ge=200, description="Instructions longer than this are left out (counted).")
 

@@ -48,15 +48,16 @@ def step_sampling(settings, sampling: StepSampling, seed: int) -> dict:
 
 
 def llm_step(cfg: Config, llm_fn: LlmFn, *, step: str, prompt, output_model, sampling: StepSampling,
-             settings=None):
+             settings=None, model_key: str | None = None):
     """A ``process`` function for :func:`run_resumable` that runs one LLM step
     (with ``cfg.llm``, or ``settings`` when a stage swaps the model, as eval does)."""
     settings = settings or cfg.llm
     params = step_sampling(settings, sampling, cfg.run.seed)
 
     def process(ds):
+        extra = {"model_key": model_key} if model_key else {}  # a dict of answer models, picked per row
         return llm_fn(ds, settings=settings, build_prompt=prompt, output_model=output_model,
-                      sampling=params, step=step)
+                      sampling=params, step=step, **extra)
 
     return process
 
@@ -88,12 +89,12 @@ def run_llm_sharded(cfg: Config, llm_fn: LlmFn, input_uri: str, *, step: str, pr
 
 def run_llm_rows(cfg: Config, llm_fn: LlmFn, rows: pa.Table, *, step: str, prompt, output_model,
                  sampling: StepSampling, out_uri: str, rejects_uri: str, stage: str, fingerprint: str,
-                 settings=None, **kwargs):
+                 settings=None, model_key: str | None = None, **kwargs):
     """One resumable LLM step over ``rows`` — the shape every LLM stage shares."""
     from medreason_dist.stages.resumable import run_resumable
 
     return run_resumable(
         rows=rows, process=llm_step(cfg, llm_fn, step=step, prompt=prompt, output_model=output_model,
-                                    sampling=sampling, settings=settings),
+                                    sampling=sampling, settings=settings, model_key=model_key),
         error_column=f"{step}_error", out_uri=out_uri, rejects_uri=rejects_uri, stage=stage, fingerprint=fingerprint,
         options=cfg.storage, batch_rows=cfg.reason.batch_rows, token_columns=token_columns(step), **kwargs)

@@ -3,7 +3,10 @@
 From the curated ``test`` split (reviews and studies no training row touched) a seeded sample of
 ``leads.model_eval.per_task`` rows per task; every model answers each instruction through the
 engine layer (greedy, resumable per model), and each answer is scored against the row's target
-by :func:`medreason_dist.literature.instructions.score`:
+by :func:`medreason_dist.literature.instructions.score`. With ``leads.model_eval.decoding:
+schema`` (default) the engine holds each answer to its task's JSON schema
+(``instructions.ANSWER_MODELS``), so the scores measure content; ``free`` generates plain text,
+so they also measure whether the model learned the format:
 
 - ``parsed``: the answer is JSON of the task's shape;
 - ``item_recall``: target items found (characteristics fields; arm, statistic and result
@@ -25,7 +28,7 @@ import pyarrow as pa
 
 from medreason_dist import storage
 from medreason_dist.config import Config, StepSampling
-from medreason_dist.literature.instructions import TASKS, score
+from medreason_dist.literature.instructions import ANSWER_MODELS, TASKS, score
 from medreason_dist.literature.metrics import wilson
 from medreason_dist.stages.common import LlmFn, run_llm_rows
 
@@ -45,7 +48,7 @@ LOSS_SCHEMA = pa.schema([("model", pa.string()), ("task", pa.string()), ("exampl
                          ("tokens", pa.int64()), ("loss", pa.float64())])
 
 
-def test_sample(instructions: pa.Table, per_task: int, seed: int, max_prompt_chars: int) -> tuple[pa.Table, dict]:
+def held_out_sample(instructions: pa.Table, per_task: int, seed: int, max_prompt_chars: int) -> tuple[pa.Table, dict]:
     """Seeded choice of ``per_task`` test rows per task; rows with over-long instructions are counted, not used."""
     rows = [r for r in instructions.select(["row_id", "task", "split", "instruction", "response"]).to_pylist()
             if r["split"] == "test"]
@@ -87,7 +90,7 @@ def evaluate_students(cfg: Config, instructions_uri: str, models: dict[str, str]
                       raw_uri: str, loss_uri: str, fingerprint: str, llm_fn: LlmFn, force: bool = False,
                       loss_paths: dict[str, str] | None = None) -> storage.Manifest:
     settings = cfg.leads.model_eval
-    rows, sample_note = test_sample(storage.read_table(instructions_uri, options=cfg.storage), settings.per_task,
+    rows, sample_note = held_out_sample(storage.read_table(instructions_uri, options=cfg.storage), settings.per_task,
                                     cfg.run.seed, settings.max_prompt_chars)
     if rows.num_rows == 0:
         raise ValueError("the curated test split has no rows to evaluate on (leads.curate.test_fraction is 0?)")
@@ -95,10 +98,12 @@ def evaluate_students(cfg: Config, instructions_uri: str, models: dict[str, str]
     targets = {r["row_id"]: r for r in rows.to_pylist()}
     items, metrics = [], []
     for name, ref in models.items():
-        run_llm_rows(cfg, llm_fn, rows, step=STEP, prompt=_prompt, output_model=None, sampling=sampling,
+        schema = settings.decoding == "schema"
+        run_llm_rows(cfg, llm_fn, rows, step=STEP, prompt=_prompt, output_model=dict(ANSWER_MODELS) if schema else None,
+                     model_key="task" if schema else None, sampling=sampling,
                      settings=cfg.llm.model_copy(update={"model": ref}), out_uri=storage.join(raw_uri, name),
                      rejects_uri=storage.join(raw_uri, name + "_errors"), stage=f"leads_model_eval.{name}",
-                     fingerprint=storage.config_hash_of([fingerprint, name, ref]), force=force)
+                     fingerprint=storage.config_hash_of([fingerprint, name, ref, settings.decoding]), force=force)
         mine = []
         for r in storage.read_table(storage.join(raw_uri, name), options=cfg.storage).to_pylist():
             answer = r.get(f"{STEP}_result") or ""
@@ -107,9 +112,9 @@ def evaluate_students(cfg: Config, instructions_uri: str, models: dict[str, str]
                          **{k: s[k] for k in ("parsed", "hits", "total", "correct")}})
         # Rows the engine could not answer count as unparsed and wrong.
         for r in storage.read_table(storage.join(raw_uri, name + "_errors"), options=cfg.storage).to_pylist():
-            t = targets[r["row_id"]]
+            t = targets[r["key"]]  # rejects carry the row's key (its row_id)
             s = score(t["task"], "", t["response"])
-            mine.append({"model": name, "row_id": r["row_id"], "task": t["task"], "answer": None,
+            mine.append({"model": name, "row_id": r["key"], "task": t["task"], "answer": None,
                          "error": r.get("reason"), **{k: s[k] for k in ("parsed", "hits", "total", "correct")}})
         items += mine
         metrics += _metric_rows(name, mine)
@@ -120,6 +125,7 @@ def evaluate_students(cfg: Config, instructions_uri: str, models: dict[str, str]
                         config_hash=fingerprint, options=cfg.storage)
     return storage.write_table(out_uri, pa.Table.from_pylist(metrics, schema=EVAL_SCHEMA), stage="leads_model_eval",
                                config_hash=fingerprint, extra={"models": models, "sample": sample_note,
+                                                               "decoding": settings.decoding,
                                                                "rows_per_task": _count(rows)},
                                options=cfg.storage)
 
