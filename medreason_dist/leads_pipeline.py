@@ -205,13 +205,13 @@ def _input_files(cfg: Config) -> dict:
 
 def _curate_inputs(cfg: Config) -> dict:
     """The corpus tables' identities (manifest or file), and which evaluation reviews exist now."""
-    from medreason_dist.stages.leads_curate import SHARED_TRIALMIND, TABLES, _table_uri, corpus_location
+    from medreason_dist.stages.leads_curate import SHARED_TRIALMIND, TABLES, corpus_location, table_uri
 
     corpus = corpus_location(cfg.leads.curate.corpus)
     out: dict = {"trialmind_present": SHARED_TRIALMIND.is_dir(), "review": _input_files(cfg)}
     for name in TABLES:
         try:
-            kind, uri = _table_uri(corpus, name, cfg.storage)
+            kind, uri = table_uri(corpus, name, cfg.storage)
         except FileNotFoundError:
             out[name] = None  # the stage itself says what is missing
             continue

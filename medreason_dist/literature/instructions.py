@@ -46,6 +46,12 @@ _SYSTEM_HINT = "Answer with JSON only."
 _MAX_ITEMS = 24  # list entries kept in an extraction target (registry records can list hundreds)
 
 
+def norm_title(text: str | None) -> str:
+    """Lower case, runs of anything but letters and digits as one space: how titles are matched
+    (decontamination keys on both sides: the evaluation reviews and the corpus rows)."""
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", (text or "").lower()).split())
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 

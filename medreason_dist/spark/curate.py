@@ -100,10 +100,6 @@ def check_inputs(tables: dict[str, DataFrame]) -> None:
             raise CurateInputError(f"{name}: missing column(s) {', '.join(missing)} (has {', '.join(sorted(have))})")
 
 
-def _norm_title(col):
-    return F.trim(F.regexp_replace(F.lower(col), r"[^a-z0-9]+", " "))
-
-
 def _q(df: DataFrame, source: str, key, reason: str, detail=None) -> DataFrame:
     return df.select(F.lit(source).alias("source"), key.cast("string").alias("key"), F.lit(reason).alias("reason"),
                      (detail if detail is not None else F.lit(None)).cast("string").alias("detail"))
@@ -126,16 +122,10 @@ def _batches(iterator: Iterator[pa.RecordBatch], build) -> Iterator[pa.RecordBat
 
 
 def _review_keys(rec: dict) -> list[str]:
-    keys = [f"review:{rec['review_id']}", f"review_title:{_norm_py(rec.get('title'))}"]
+    keys = [f"review:{rec['review_id']}", f"review_title:{I.norm_title(rec.get('title'))}"]
     if rec.get("review_pmid") or rec.get("pmid"):
         keys.append(f"review_pmid:{rec.get('review_pmid') or rec.get('pmid')}")
     return keys
-
-
-def _norm_py(text: str | None) -> str:
-    import re
-
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", (text or "").lower()).split())
 
 
 def _study_keys(rec: dict) -> list[str]:
@@ -170,7 +160,7 @@ def _format_screening(params: CurateParams):
         _emit(out, task="screening", rule=I.RULE_SCREEN_INCLUDED if rec["included"] else I.RULE_SCREEN_NEGATIVE,
               split=rec["split"], review_id=rec["review_id"], instruction=instruction, response=response,
               source_ids=sources, match_keys=_review_keys(rec) + _study_keys(rec)
-              + [f"title:{_norm_py(rec['pub_title'])}"],
+              + [f"title:{I.norm_title(rec['pub_title'])}"],
               dedup_text=f"{rec['pub_title']}\n{rec['pub_abstract'] or ''}", dedup_scope=rec["review_id"])
 
     return lambda it: _batches(it, build)
@@ -186,7 +176,7 @@ def _format_extraction(params: CurateParams):
             _emit(out, task="extraction", error=str(err), error_key=rec["pub_nct_id"])
             return
         sources = _study_keys(rec)
-        keys = sources + [f"title:{_norm_py(rec['pub_title'])}"]
+        keys = sources + [f"title:{I.norm_title(rec['pub_title'])}"]
         for task, (instruction, response) in examples.items():
             _emit(out, task=task, rule=I.RULE_EXTRACTION[task], split=rec["split"], review_id=None,
                   instruction=instruction, response=response, source_ids=sources, match_keys=keys,

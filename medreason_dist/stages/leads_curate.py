@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from medreason_dist import storage
 from medreason_dist.config import REPO_DIR, Config, ConfigError, resolve_packaged
+from medreason_dist.literature.instructions import norm_title
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def corpus_location(ref: str) -> str:
     return storage.check_uri(ref)
 
 
-def _table_uri(corpus: str, name: str, options) -> tuple[str, str]:
+def table_uri(corpus: str, name: str, options) -> tuple[str, str]:
     """(kind, uri) of one input table: a committed dataset, a Parquet folder or a .parquet file."""
     folder = storage.join(corpus, name)
     if storage.exists(storage.join(folder, storage.MANIFEST_NAME), options):
@@ -66,7 +67,7 @@ def read_corpus(spark, corpus: str, options) -> dict[str, Any]:
 
     tables = {}
     for name in TABLES:
-        kind, uri = _table_uri(corpus, name, options)
+        kind, uri = table_uri(corpus, name, options)
         if kind == "dataset":
             tables[name] = read_dataset(spark, uri, options)
         else:
@@ -76,12 +77,6 @@ def read_corpus(spark, corpus: str, options) -> dict[str, Any]:
 
 
 # -- evaluation reviews ------------------------------------------------------------------------
-
-
-def _norm(text: str | None) -> str:
-    import re
-
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", (text or "").lower()).split())
 
 
 def _add(keys: dict[str, str], key: str, value: str | None, label: str) -> None:
@@ -97,14 +92,14 @@ def _published_review_keys(folder: Path, keys: dict[str, str]) -> int:
         label = f"{folder.name}/{r.pmid}"
         _add(keys, "review_pmid", r.pmid, label)
         _add(keys, "pmid", r.pmid, label)
-        _add(keys, "review_title", _norm(r.title), label)
-        _add(keys, "title", _norm(r.title), label)
+        _add(keys, "review_title", norm_title(r.title), label)
+        _add(keys, "title", norm_title(r.title), label)
         for s in r.included:
             _add(keys, "pmid", s.pmid, label)
             _add(keys, "doi", s.doi, label)
             _add(keys, "nct", (s.nct_id or "").upper() or None, label)
-            if s.title and len(_norm(s.title)) >= 20:  # short titles ("Results") would match by chance
-                _add(keys, "title", _norm(s.title), label)
+            if s.title and len(norm_title(s.title)) >= 20:  # short titles ("Results") would match by chance
+                _add(keys, "title", norm_title(s.title), label)
     return len(reviews)
 
 
@@ -114,16 +109,16 @@ def _configured_review_keys(cfg: Config, keys: dict[str, str]) -> int:
     inputs = load_inputs(cfg.leads, seed=cfg.run.seed)
     for p in inputs.protocols:
         label = f"review {p['review_id']}"
-        _add(keys, "review_title", _norm(p["title"]), label)
-        _add(keys, "title", _norm(p["title"]), label)
+        _add(keys, "review_title", norm_title(p["title"]), label)
+        _add(keys, "title", norm_title(p["title"]), label)
     for rec in inputs.records:
         label = f"review {rec.get('review_id')}"
         _add(keys, "pmid", rec.get("pmid"), label)
         _add(keys, "doi", rec.get("doi"), label)
         for nct in rec.get("nct_ids") or []:
             _add(keys, "nct", nct.upper(), label)
-        if len(_norm(rec.get("title"))) >= 20:
-            _add(keys, "title", _norm(rec.get("title")), label)
+        if len(norm_title(rec.get("title"))) >= 20:
+            _add(keys, "title", norm_title(rec.get("title")), label)
     return len(inputs.protocols)
 
 

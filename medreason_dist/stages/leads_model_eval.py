@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 
 import pyarrow as pa
 
@@ -131,10 +132,7 @@ def evaluate_students(cfg: Config, instructions_uri: str, models: dict[str, str]
 
 
 def _count(rows: pa.Table) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t in rows.column("task").to_pylist():
-        out[t] = out.get(t, 0) + 1
-    return out
+    return dict(Counter(rows.column("task").to_pylist()))
 
 
 def held_out_loss(cfg: Config, rows: pa.Table, model_paths: dict[str, str]) -> list[dict]:
