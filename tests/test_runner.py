@@ -119,7 +119,7 @@ def _is_free_dict(cfg: Config, dotted: str) -> bool:
 LITERALS = ["cpu", "gpu", "http", "full", "lora", "float32", "bfloat16", "float16", "sdpa", "eager", "auto",
             "constant", "cosine", "graphframes", "dataframe", "display_relation", "relation", "jsonl", "json",
             "parquet", "medqa", "mmlu", "on", "off", "full_text", "title_abstract", "dictionary", "llm", "hybrid",
-            "in_text", "any"]
+            "in_text", "any", "schema", "free"]
 
 
 def _candidates(value):
