@@ -15,7 +15,6 @@ code in :mod:`medreason_dist.stages` (and the Spark/Train engines); they hold no
 
 from __future__ import annotations
 
-import json
 import logging
 
 from medreason_dist import datasets as D
@@ -205,9 +204,8 @@ def run_decontaminate(ctx: StageContext) -> StageResult:
 
 
 def run_sft(ctx: StageContext) -> StageResult:
-    import pyarrow as pa
-
     from medreason_dist.train.trainer import run_sft as train
+    from medreason_dist.train.trainer import write_loss_dataset
 
     cfg = ctx.config
     data_uri = ctx.uri(D.SFT_CLEAN)
@@ -216,14 +214,8 @@ def run_sft(ctx: StageContext) -> StageResult:
     train_dir = ctx.uri(D.TRAIN_MODEL).rsplit("/", 1)[0]  # the trainer writes model/, rejects/, ... here
     summary = train(data_uri, train_dir, cfg.sft, ctx.options,
                     ray_address=cfg.ray.address, ray_num_cpus=cfg.ray.num_cpus)
-    history = json.loads(storage.read_bytes(summary["history_uri"], ctx.options))
-    points = [(int(h["step"]), float(h["loss"])) for h in history.get("history", [])]
-    loss = pa.table({"step": pa.array([p[0] for p in points], pa.int64()),
-                     "loss": pa.array([p[1] for p in points], pa.float64())})
-    manifest = storage.write_table(ctx.uri(D.TRAIN_LOSS), loss, stage="sft", config_hash=ctx.fingerprint,
-                                   rejects=summary.get("rejects") or {}, tokens={"train": int(summary["tokens"])},
-                                   extra={"summary": summary, "loss_history": points}, options=ctx.options)
-    return StageResult(manifest)
+    return StageResult(write_loss_dataset(summary, ctx.uri(D.TRAIN_LOSS), stage="sft", fingerprint=ctx.fingerprint,
+                                          options=ctx.options))
 
 
 def run_report(ctx: StageContext) -> StageResult:

@@ -10,9 +10,6 @@ the prompt masked.
 
 from __future__ import annotations
 
-import json
-
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from medreason_dist import storage
@@ -24,7 +21,7 @@ TRAIN_COLUMNS = ("row_id", "task", "instruction", "response", "review_id", "rule
 
 def train_student(cfg: Config, uris: dict[str, str], *, fingerprint: str, options) -> storage.Manifest:
     from medreason_dist.train.mixture import sample_mixture
-    from medreason_dist.train.trainer import run_sft
+    from medreason_dist.train.trainer import run_sft, write_loss_dataset
 
     table = storage.read_table(uris["instructions"], options=options)
     train = table.filter(pc.equal(table.column("split"), "train")).select(list(TRAIN_COLUMNS))
@@ -39,11 +36,5 @@ def train_student(cfg: Config, uris: dict[str, str], *, fingerprint: str, option
     train_dir = uris["model"].rsplit("/", 1)[0]  # the trainer writes model/, rejects/, ... beside each other
     summary = run_sft(uris["data"], train_dir, cfg.sft, options, ray_address=cfg.ray.address,
                       ray_num_cpus=cfg.ray.num_cpus)
-    history = json.loads(storage.read_bytes(summary["history_uri"], options))
-    points = [(int(h["step"]), float(h["loss"])) for h in history.get("history", [])]
-    loss = pa.table({"step": pa.array([p[0] for p in points], pa.int64()),
-                     "loss": pa.array([p[1] for p in points], pa.float64())})
-    return storage.write_table(uris["loss"], loss, stage="leads_train", config_hash=fingerprint,
-                               rejects=summary.get("rejects") or {}, tokens={"train": int(summary["tokens"])},
-                               extra={"summary": summary, "mixture": mixture, "loss_history": points},
-                               options=options)
+    return write_loss_dataset(summary, uris["loss"], stage="leads_train", fingerprint=fingerprint, options=options,
+                              extra={"mixture": mixture})

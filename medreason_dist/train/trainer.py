@@ -261,3 +261,16 @@ def run_sft(data: str | pa.Table, out_uri: str, cfg: SftConfig, storage_options:
     }
     storage.write_bytes(storage.join(out_uri, SUMMARY_NAME), json.dumps(summary, indent=1).encode(), storage_options)
     return summary
+
+
+def write_loss_dataset(summary: dict, uri: str, *, stage: str, fingerprint: str,
+                       options: storage.StorageOptions | None, extra: dict | None = None) -> storage.Manifest:
+    """A training run's loss per step (from its history file) as a dataset whose manifest keeps the
+    run summary, the rejects by reason and the trained tokens: the main output of a training stage."""
+    history = json.loads(storage.read_bytes(summary["history_uri"], options))
+    points = [(int(h["step"]), float(h["loss"])) for h in history.get("history", [])]
+    loss = pa.table({"step": pa.array([p[0] for p in points], pa.int64()),
+                     "loss": pa.array([p[1] for p in points], pa.float64())})
+    return storage.write_table(uri, loss, stage=stage, config_hash=fingerprint, rejects=summary.get("rejects") or {},
+                               tokens={"train": int(summary["tokens"])},
+                               extra={"summary": summary, "loss_history": points, **(extra or {})}, options=options)
